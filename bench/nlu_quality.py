@@ -1,0 +1,77 @@
+"""NLU quality on the held-out set: the bot's model beside a TF-IDF baseline.
+
+Run (after `make train`):
+
+    . scripts/env.sh && .venv/bin/python bench/nlu_quality.py [--model models/walletbot.tar.gz]
+
+Both systems learn from the same files (data/nlu/) and are scored on
+tests/data/nlu_heldout.yml, which was written separately from the training data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from walletbot.nlu.normalize import normalize_text  # noqa: E402
+from walletbot.trainer import evaluation as ev  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models/walletbot.tar.gz")
+    parser.add_argument("--train", type=Path, default=ROOT / "data/nlu")
+    parser.add_argument("--test", type=Path, default=ROOT / "tests/data/nlu_heldout.yml")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--sweep", action="store_true", help="also sweep the fallback threshold")
+    args = parser.parse_args()
+
+    train = ev.load_examples(args.train)
+    test = ev.load_examples(args.test)
+    scores = ev.evaluate_model(args.model, test)
+    baseline = ev.baseline_predictions(train, test, normalize=normalize_text)
+    gold = [e.label for e in test]
+    base_acc = sum(g == p for g, p in zip(gold, baseline)) / len(gold)
+    base_f1 = ev.macro_f1(gold, baseline)
+
+    result = {
+        "test_examples": len(test),
+        "train_examples": len(train),
+        "model": {
+            "accuracy": round(scores.accuracy, 4),
+            "accuracy_after_fallback": round(scores.accuracy_after_fallback, 4),
+            "macro_f1": round(scores.macro_f1, 4),
+            "fallback_rate": round(scores.fallback_rate, 4),
+        },
+        "baseline_tfidf_logreg": {"accuracy": round(base_acc, 4), "macro_f1": round(base_f1, 4)},
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0
+    print(f"held-out examples: {len(test)}, training examples: {len(train)}")
+    print(f"{'system':<28}{'accuracy':>10}{'macro-F1':>10}")
+    print(f"{'walletbot (DIET+RS)':<28}{scores.accuracy:>10.3f}{scores.macro_f1:>10.3f}")
+    print(f"{'TF-IDF char + logreg':<28}{base_acc:>10.3f}{base_f1:>10.3f}")
+    print(f"ratio model/baseline accuracy: {scores.accuracy / base_acc:.3f}")
+    print(
+        f"after fallback: accuracy {scores.accuracy_after_fallback:.3f}, "
+        f"fallback rate {scores.fallback_rate:.3f}"
+    )
+    if args.sweep:
+        print("\nthreshold  acc_after_fallback  fallback_rate")
+        thresholds = [round(0.05 * i, 2) for i in range(2, 17)]
+        for t, acc, rate in ev.fallback_sweep(scores.predictions, thresholds):
+            print(f"{t:>9.2f}{acc:>20.3f}{rate:>15.3f}")
+    print("\nmisclassified:")
+    for p in scores.errors():
+        print(f"  {p.gold:<26} -> {p.classified:<26} {p.confidence:.2f}  {p.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Trainer tooling: evaluation, baselines and (later) the full CLI workflow."""

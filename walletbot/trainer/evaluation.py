@@ -1,0 +1,189 @@
+"""Scoring an NLU model on a held-out set, with labels as the contract names them.
+
+FAQ questions are the retrieval intent ``faq`` plus a ResponseSelector key, so
+a prediction's full label is ``faq/<key>`` when the intent is ``faq`` and the
+intent name otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+FALLBACK_INTENT = "nlu_fallback"
+
+
+@dataclass(frozen=True)
+class LabelledExample:
+    """A user message and its gold label (``greet``, ``faq/withdraw_fee``, ...)."""
+
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model made of one message."""
+
+    text: str
+    gold: str
+    classified: str
+    confidence: float
+    fell_back: bool
+    entities: Tuple[Tuple[str, str], ...] = ()
+
+    @property
+    def final(self) -> str:
+        """The label the bot acts on: ``nlu_fallback`` when the threshold fired."""
+        return FALLBACK_INTENT if self.fell_back else self.classified
+
+
+@dataclass
+class Scores:
+    """Accuracy figures over a list of predictions."""
+
+    predictions: List[Prediction]
+    per_label: Dict[str, Dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of messages whose classified label is right (fallback ignored)."""
+        return _share(p.classified == p.gold for p in self.predictions)
+
+    @property
+    def accuracy_after_fallback(self) -> float:
+        """Share right after the fallback threshold; a fallback counts as wrong."""
+        return _share(p.final == p.gold for p in self.predictions)
+
+    @property
+    def fallback_rate(self) -> float:
+        """Share of messages that fell back."""
+        return _share(p.fell_back for p in self.predictions)
+
+    @property
+    def macro_f1(self) -> float:
+        """Macro-averaged F1 over the gold labels."""
+        return macro_f1([p.gold for p in self.predictions], [p.classified for p in self.predictions])
+
+    def errors(self) -> List[Prediction]:
+        """The misclassified messages."""
+        return [p for p in self.predictions if p.classified != p.gold]
+
+
+def _share(flags: Iterable[bool]) -> float:
+    values = list(flags)
+    return sum(values) / len(values) if values else 0.0
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
+    """Macro-F1 over the labels that occur in ``gold``."""
+    from sklearn.metrics import f1_score
+
+    return float(
+        f1_score(gold, predicted, labels=sorted(set(gold)), average="macro", zero_division=0)
+    )
+
+
+def load_examples(path: Path) -> List[LabelledExample]:
+    """Examples of a Rasa NLU YAML file (or folder) with their full labels."""
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    data = load_data(str(path))
+    examples = []
+    for message in data.intent_examples:
+        label = message.get("intent_response_key") or message.get("intent")
+        examples.append(LabelledExample(text=message.get("text"), label=label))
+    return examples
+
+
+def full_label_of(parse: Dict[str, Any]) -> Tuple[str, float, bool]:
+    """``(classified label, confidence, fell_back)`` from a Rasa parse result."""
+    intent = parse.get("intent") or {}
+    fell_back = intent.get("name") == FALLBACK_INTENT
+    ranking = [r for r in parse.get("intent_ranking") or [] if r.get("name") != FALLBACK_INTENT]
+    top = ranking[0] if ranking else intent
+    name = top.get("name") or ""
+    confidence = float(top.get("confidence") or 0.0)
+    if name == "faq":
+        selected = (parse.get("response_selector") or {}).get("faq", {}).get("response", {})
+        key = selected.get("intent_response_key")
+        if key:
+            name = key
+    return name, confidence, fell_back
+
+
+async def predict_all(agent: Any, examples: Sequence[LabelledExample]) -> List[Prediction]:
+    """Parses every example with a loaded Rasa ``Agent``."""
+    predictions = []
+    for example in examples:
+        parse = await agent.parse_message(example.text)
+        label, confidence, fell_back = full_label_of(parse)
+        entities = tuple((e["entity"], str(e.get("value"))) for e in parse.get("entities") or [])
+        predictions.append(
+            Prediction(example.text, example.label, label, confidence, fell_back, entities)
+        )
+    return predictions
+
+
+def score(predictions: List[Prediction]) -> Scores:
+    """Scores with per-label precision, recall and F1."""
+    scores = Scores(predictions)
+    gold = Counter(p.gold for p in predictions)
+    predicted = Counter(p.classified for p in predictions)
+    right = Counter(p.gold for p in predictions if p.gold == p.classified)
+    for label in sorted(gold):
+        precision = right[label] / predicted[label] if predicted[label] else 0.0
+        recall = right[label] / gold[label]
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores.per_label[label] = {
+            "precision": precision, "recall": recall, "f1": f1, "support": gold[label],
+        }
+    return scores
+
+
+def evaluate_model(model_path: Path, examples: Sequence[LabelledExample]) -> Scores:
+    """Loads the model and scores it on ``examples`` (blocking)."""
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model_path))
+    return score(asyncio.run(predict_all(agent, examples)))
+
+
+def fallback_sweep(
+    predictions: Sequence[Prediction], thresholds: Sequence[float]
+) -> List[Tuple[float, float, float]]:
+    """``(threshold, accuracy after fallback, fallback rate)`` for each threshold.
+
+    Used to tune the FallbackClassifier: the classified label and its
+    confidence do not depend on the threshold, so one parse run is enough.
+    """
+    rows = []
+    for threshold in thresholds:
+        right = sum(1 for p in predictions if p.confidence >= threshold and p.classified == p.gold)
+        fell = sum(1 for p in predictions if p.confidence < threshold)
+        n = len(predictions) or 1
+        rows.append((threshold, right / n, fell / n))
+    return rows
+
+
+def baseline_predictions(
+    train: Sequence[LabelledExample],
+    test: Sequence[LabelledExample],
+    *,
+    normalize: Optional[Any] = None,
+) -> List[str]:
+    """TF-IDF character n-grams + logistic regression, on the same data."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    prep = normalize or (lambda text: text)
+    model = make_pipeline(
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
+        LogisticRegression(C=10.0, max_iter=3000),
+    )
+    model.fit([prep(e.text) for e in train], [e.label for e in train])
+    return list(model.predict([prep(e.text) for e in test]))
