@@ -1,0 +1,67 @@
+"""Shared fixtures: dev configuration, the trained model, a loaded agent."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from walletbot.settings import PROJECT_ROOT, apply_dev_defaults
+
+apply_dev_defaults()
+
+MODEL_PATH = PROJECT_ROOT / "models" / "walletbot.tar.gz"
+HELDOUT_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_heldout.yml"
+RASA = str(PROJECT_ROOT / ".venv" / "bin" / "rasa")
+
+
+def _model_is_current() -> bool:
+    if not MODEL_PATH.exists():
+        return False
+    inputs = [PROJECT_ROOT / "config.yml", PROJECT_ROOT / "domain.yml"]
+    inputs += list((PROJECT_ROOT / "data").rglob("*"))
+    newest = max(p.stat().st_mtime for p in inputs if p.is_file())
+    return MODEL_PATH.stat().st_mtime >= newest
+
+
+@pytest.fixture(scope="session")
+def trained_model() -> Path:
+    """The bot's model, trained from the project's data if missing or stale.
+
+    `make test` trains it first; this keeps a bare `pytest` run honest too.
+    """
+    if not _model_is_current():
+        subprocess.run(
+            [RASA, "train", "--fixed-model-name", "walletbot", "--out", "models"],
+            cwd=PROJECT_ROOT,
+            check=True,
+        )
+        MODEL_PATH.touch()
+    return MODEL_PATH
+
+
+@pytest.fixture(scope="session")
+def agent(trained_model: Path):
+    """A Rasa ``Agent`` with the trained model (NLU + policies, no action server)."""
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(trained_model))
+
+
+@pytest.fixture(scope="session")
+def parse(agent):
+    """``parse(text) -> dict``: Rasa's NLU result for one message."""
+
+    def _parse(text: str) -> dict:
+        return asyncio.run(agent.parse_message(text))
+
+    return _parse
+
+
+@pytest.fixture
+def project_env() -> dict:
+    """A copy of the environment with the dev defaults, for subprocesses."""
+    return dict(os.environ)

@@ -1,0 +1,106 @@
+"""Model quality on a held-out set written separately from the training data."""
+
+import asyncio
+import json
+
+import pytest
+
+from walletbot.nlu.normalize import normalize_text
+from walletbot.settings import PROJECT_ROOT
+from walletbot.trainer import evaluation as ev
+
+from tests.conftest import HELDOUT_PATH
+
+pytestmark = pytest.mark.slow
+
+TRAIN_PATH = PROJECT_ROOT / "data" / "nlu"
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+# Things a user may type that no FAQ answer fits.
+NONSENSE = [
+    "asdkjhqwe", "哈哈哈哈哈哈", "。。。", "？？？", "1234567", "🍎🍌🍇",
+    "的的的的的", "zxcvbnm", "嗯嗯啊啊哦哦", "qwerty uiop",
+]
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    return ev.load_examples(HELDOUT_PATH)
+
+
+@pytest.fixture(scope="module")
+def scores(agent, heldout):
+    result = ev.score(asyncio.run(ev.predict_all(agent, heldout)))
+    ARTIFACTS.mkdir(exist_ok=True)
+    report = {
+        "accuracy": result.accuracy,
+        "accuracy_after_fallback": result.accuracy_after_fallback,
+        "macro_f1": result.macro_f1,
+        "fallback_rate": result.fallback_rate,
+        "errors": [[p.gold, p.classified, round(p.confidence, 3), p.text] for p in result.errors()],
+    }
+    (ARTIFACTS / "heldout_report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    return result
+
+
+def test_heldout_set_is_independent_of_training(heldout):
+    train = {normalize_text(e.text).lower() for e in ev.load_examples(TRAIN_PATH)}
+    copied = [e.text for e in heldout if normalize_text(e.text).lower() in train]
+    assert copied == []
+
+
+def test_heldout_covers_every_contract_label(heldout):
+    from tests.test_contract import CONVERSATION_INTENTS, FAQ_INTENTS
+
+    counts = {}
+    for example in heldout:
+        counts[example.label] = counts.get(example.label, 0) + 1
+    expected = set(CONVERSATION_INTENTS) | {f"faq/{name}" for name in FAQ_INTENTS}
+    assert set(counts) == expected
+    assert min(counts.values()) >= 8
+
+
+def test_intent_accuracy_on_heldout(scores):
+    assert scores.accuracy >= 0.92, [(p.gold, p.classified, p.text) for p in scores.errors()]
+    # The fallback threshold must not throw away many right answers.
+    assert scores.accuracy_after_fallback >= 0.90
+
+
+def test_model_beats_tfidf_baseline(scores, heldout):
+    train = ev.load_examples(TRAIN_PATH)
+    predicted = ev.baseline_predictions(train, heldout, normalize=normalize_text)
+    baseline = sum(p == e.label for p, e in zip(predicted, heldout)) / len(heldout)
+    assert scores.accuracy > baseline, f"model {scores.accuracy:.3f} <= baseline {baseline:.3f}"
+
+
+def test_out_of_scope_never_gets_an_faq_answer(scores):
+    wrong = [
+        (p.final, p.text)
+        for p in scores.predictions
+        if p.gold == "out_of_scope" and p.final.startswith("faq/")
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("text", NONSENSE)
+def test_nonsense_never_gets_an_faq_answer(parse, text):
+    label, _, fell_back = ev.full_label_of(parse(text))
+    assert fell_back or not label.startswith("faq/"), label
+
+
+def test_entities_on_heldout_messages(scores):
+    # Every order number in the held-out set is extracted with its canonical value.
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    gold = {}
+    for message in load_data(str(HELDOUT_PATH)).intent_examples:
+        ids = {e["value"] for e in message.get("entities") or [] if e["entity"] == "order_id"}
+        if ids:
+            gold[message.get("text")] = ids
+    assert gold, "the held-out set should contain order numbers"
+    for prediction in scores.predictions:
+        if prediction.text in gold:
+            found = {v for entity, v in prediction.entities if entity == "order_id"}
+            assert found == gold[prediction.text], prediction.text
