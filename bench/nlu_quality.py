@@ -26,7 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models/walletbot.tar.gz")
     parser.add_argument("--train", type=Path, default=ROOT / "data/nlu")
-    parser.add_argument("--test", type=Path, default=ROOT / "tests/data/nlu_heldout.yml")
+    parser.add_argument("--test", type=Path, default=ROOT / "tests/data/nlu_test.yml")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--sweep", action="store_true", help="also sweep the fallback threshold")
     args = parser.parse_args()

@@ -14,7 +14,9 @@ from walletbot.settings import PROJECT_ROOT, apply_dev_defaults
 apply_dev_defaults()
 
 MODEL_PATH = PROJECT_ROOT / "models" / "walletbot.tar.gz"
-HELDOUT_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_heldout.yml"
+# Final, untouched test set; nlu_dev.yml is the development set used for tuning.
+HELDOUT_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_test.yml"
+DEV_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_dev.yml"
 RASA = str(PROJECT_ROOT / ".venv" / "bin" / "rasa")
 
 
