@@ -49,14 +49,22 @@ def main() -> int:
             "fallback_rate": round(scores.fallback_rate, 4),
         },
         "baseline_tfidf_logreg": {"accuracy": round(base_acc, 4), "macro_f1": round(base_f1, 4)},
+        "ensemble_parts": {
+            "diet_rs_alone": scores.component_accuracy("model"),
+            "linear_alone": scores.component_accuracy("linear"),
+        },
     }
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
     print(f"held-out examples: {len(test)}, training examples: {len(train)}")
     print(f"{'system':<28}{'accuracy':>10}{'macro-F1':>10}")
-    print(f"{'walletbot (DIET+RS)':<28}{scores.accuracy:>10.3f}{scores.macro_f1:>10.3f}")
+    print(f"{'walletbot NLU pipeline':<28}{scores.accuracy:>10.3f}{scores.macro_f1:>10.3f}")
     print(f"{'TF-IDF char + logreg':<28}{base_acc:>10.3f}{base_f1:>10.3f}")
+    for part, name in (("model", "  of which DIET+RS alone"), ("linear", "  of which linear alone")):
+        acc = scores.component_accuracy(part)
+        if acc is not None:
+            print(f"{name:<28}{acc:>10.3f}")
     print(f"ratio model/baseline accuracy: {scores.accuracy / base_acc:.3f}")
     print(
         f"after fallback: accuracy {scores.accuracy_after_fallback:.3f}, "

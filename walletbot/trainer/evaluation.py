@@ -34,6 +34,9 @@ class Prediction:
     confidence: float
     fell_back: bool
     entities: Tuple[Tuple[str, str], ...] = ()
+    # The two halves of the ensemble, when the pipeline has one.
+    model_label: Optional[str] = None
+    linear_label: Optional[str] = None
 
     @property
     def final(self) -> str:
@@ -67,6 +70,13 @@ class Scores:
     def macro_f1(self) -> float:
         """Macro-averaged F1 over the gold labels."""
         return macro_f1([p.gold for p in self.predictions], [p.classified for p in self.predictions])
+
+    def component_accuracy(self, part: str) -> Optional[float]:
+        """Accuracy of one half of the ensemble (``model`` or ``linear``), if present."""
+        labels = [getattr(p, f"{part}_label") for p in self.predictions]
+        if any(label is None for label in labels):
+            return None
+        return _share(label == p.gold for label, p in zip(labels, self.predictions))
 
     def errors(self) -> List[Prediction]:
         """The misclassified messages."""
@@ -122,8 +132,13 @@ async def predict_all(agent: Any, examples: Sequence[LabelledExample]) -> List[P
         parse = await agent.parse_message(example.text)
         label, confidence, fell_back = full_label_of(parse)
         entities = tuple((e["entity"], str(e.get("value"))) for e in parse.get("entities") or [])
+        parts = parse.get("ensemble") or {}
         predictions.append(
-            Prediction(example.text, example.label, label, confidence, fell_back, entities)
+            Prediction(
+                example.text, example.label, label, confidence, fell_back, entities,
+                model_label=(parts.get("model") or [None])[0],
+                linear_label=(parts.get("linear") or [None])[0],
+            )
         )
     return predictions
 
