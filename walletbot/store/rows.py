@@ -1,0 +1,69 @@
+"""Typed, immutable rows returned by :mod:`walletbot.store.queries`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal, Optional, Tuple
+
+Channel = Literal["rest", "wechat", "web"]
+TxType = Literal["topup", "withdraw", "transfer", "refund"]
+TxStatus = Literal["pending", "processing", "success", "failed", "refunded"]
+
+CHANNELS: Tuple[str, ...] = ("rest", "wechat", "web")
+TX_TYPES: Tuple[str, ...] = ("topup", "withdraw", "transfer", "refund")
+TX_STATUSES: Tuple[str, ...] = ("pending", "processing", "success", "failed", "refunded")
+
+
+@dataclass(frozen=True)
+class User:
+    """A wallet user.
+
+    Attributes:
+        user_id: Stable id, e.g. ``"U1001"``.
+        name: Display name.
+        frozen: Whether the account is frozen (the user asked to freeze it).
+        frozen_at: When it was frozen (UTC), ``None`` while not frozen.
+        created_at: When the account was created (UTC).
+    """
+
+    user_id: str
+    name: str
+    frozen: bool
+    frozen_at: Optional[datetime]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One wallet transaction (top-up, withdrawal, transfer or refund).
+
+    Attributes:
+        order_id: Order number the user sees, e.g. ``"WD202611180002"``.
+        user_id: Owner of the order.
+        tx_type: One of :data:`TX_TYPES`.
+        amount: Amount with two decimals, e.g. ``Decimal("1000.00")``.
+        currency: ISO 4217 code, ``"CNY"``.
+        method: How the money moved (``alipay``, ``wechat_pay``, ``bank_transfer``,
+            ``bank_card``, ``balance``, ``merchant``).
+        status: One of :data:`TX_STATUSES`.
+        created_at: Creation time, timezone-aware UTC.
+        updated_at: Last status change, timezone-aware UTC.
+        failure_reason: Why it failed (Chinese, shown to the user), if it failed.
+        destination: Where the money went, e.g. ``"尾号6789的银行卡"`` or ``"李四"``.
+        note: Extra detail for the user (Chinese).
+    """
+
+    order_id: str
+    user_id: str
+    tx_type: TxType
+    amount: Decimal
+    currency: str
+    method: str
+    status: TxStatus
+    created_at: datetime
+    updated_at: datetime
+    failure_reason: Optional[str] = None
+    destination: Optional[str] = None
+    note: Optional[str] = None

@@ -1,0 +1,162 @@
+"""Tables of the wallet database (SQLAlchemy Core).
+
+Datetimes go through :class:`UTCDateTime`: PostgreSQL stores ``timestamptz``,
+SQLite stores naive UTC text; both come back timezone-aware in UTC. Amounts go
+through :class:`Money`: ``NUMERIC(12, 2)``, always a ``Decimal`` with two places.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from walletbot.store.rows import CHANNELS, TX_STATUSES, TX_TYPES
+
+_CENT = Decimal("0.01")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware datetime, stored as UTC on every backend.
+
+    Naive datetimes are refused on the way in, because their zone is a guess.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Optional[datetime], dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value!r}: pass a timezone-aware one, "
+                "e.g. datetime.now(timezone.utc)"
+            )
+        value = value.astimezone(timezone.utc)
+        if dialect.name == "sqlite":
+            # SQLite keeps text without an offset: store the UTC wall time.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Optional[datetime], dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Money(TypeDecorator):
+    """``NUMERIC(12, 2)`` read and written as ``Decimal`` with exactly two places.
+
+    On SQLite (no native decimal) the value travels as a float, which is exact
+    to the cent for 12 digits, and is quantized back to a ``Decimal``.
+    """
+
+    impl = sa.Numeric(12, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Numeric(12, 2, asdecimal=False))
+        return dialect.type_descriptor(sa.Numeric(12, 2))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+            raise TypeError(
+                f"amount must be a Decimal, int or str, not {type(value).__name__} "
+                "(floats lose cents)"
+            )
+        try:
+            amount = Decimal(value)
+            cents = amount.quantize(_CENT)
+        except InvalidOperation:
+            raise ValueError(f"amount {value!r} is not a number") from None
+        if cents != amount:
+            raise ValueError(f"amount {value!r} has more than two decimal places")
+        if dialect.name == "sqlite":
+            return float(cents)
+        return cents
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            return Decimal(f"{value:.2f}")
+        return Decimal(value).quantize(_CENT)
+
+
+def _in(column: str, values: tuple) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("user_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("frozen", sa.Boolean(name="frozen_bool"), nullable=False,
+              default=False, server_default=sa.false()),
+    sa.Column("frozen_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+)
+
+bindings = sa.Table(
+    "bindings",
+    metadata,
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("sender_id", sa.String(128), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.user_id"),
+              nullable=False, index=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.CheckConstraint(_in("channel", CHANNELS), name="channel"),
+)
+
+transactions = sa.Table(
+    "transactions",
+    metadata,
+    sa.Column("order_id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("tx_type", sa.String(16), nullable=False),
+    sa.Column("amount", Money(), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False,
+              default="CNY", server_default="CNY"),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("failure_reason", sa.Text(), nullable=True),
+    sa.Column("destination", sa.Text(), nullable=True),
+    sa.Column("note", sa.Text(), nullable=True),
+    sa.CheckConstraint(_in("tx_type", TX_TYPES), name="tx_type"),
+    sa.CheckConstraint(_in("status", TX_STATUSES), name="status"),
+    sa.CheckConstraint("amount > 0", name="amount_positive"),
+    # "Recent transactions of a user" (newest first), optionally of one type.
+    # Both start with user_id, so the user_id foreign key is indexed by them.
+    sa.Index("ix_transactions_user_created", "user_id", "created_at"),
+    sa.Index("ix_transactions_user_type_created", "user_id", "tx_type", "created_at"),
+)
