@@ -1,0 +1,1 @@
+"""Transaction lookups for the user: status wording and the lookup service."""

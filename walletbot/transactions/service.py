@@ -1,0 +1,78 @@
+"""Async access to the wallet DB for actions: the event loop never blocks.
+
+SQLAlchemy calls run in the default thread pool. The engine is created (and
+the schema and demo data set up) on first use, not at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from typing import Any, Callable, List, Optional, TypeVar
+
+from sqlalchemy import exc
+from sqlalchemy.engine import Engine
+
+from walletbot.store import queries
+from walletbot.store.db import init_db, make_engine
+from walletbot.store.rows import Transaction, User
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class WalletUnavailable(RuntimeError):
+    """The wallet DB could not be reached; the user gets an apology."""
+
+
+class WalletService:
+    """The wallet queries an action needs, as coroutines."""
+
+    def __init__(self, engine_factory: Callable[[], Engine] = make_engine) -> None:
+        self._engine_factory = engine_factory
+        self._engine: Optional[Engine] = None
+        self._lock = threading.Lock()
+
+    def _engine_ready(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                engine = self._engine_factory()
+                init_db(engine)
+                self._engine = engine
+            return self._engine
+
+    async def _run(self, query: Callable[..., T], **kwargs: Any) -> T:
+        def call() -> T:
+            try:
+                with self._engine_ready().begin() as conn:
+                    return query(conn=conn, **kwargs)
+            except exc.SQLAlchemyError as error:
+                # Logged without arguments: they can carry the user's input.
+                logger.error("wallet DB error in %s: %s", query.__name__, type(error).__name__)
+                raise WalletUnavailable(str(type(error).__name__)) from error
+
+        return await asyncio.get_running_loop().run_in_executor(None, call)
+
+    async def user_for(self, *, channel: str, sender_id: str) -> Optional[User]:
+        """The wallet user bound to this sender, or None."""
+        return await self._run(queries.get_user_for_sender, channel=channel, sender_id=sender_id)
+
+    async def transaction(self, *, user_id: str, order_id: str) -> Optional[Transaction]:
+        """The user's own order, or None (missing or someone else's: same answer)."""
+        return await self._run(queries.get_transaction, order_id=order_id, user_id=user_id)
+
+    async def recent(
+        self, *, user_id: str, tx_type: Optional[str] = None, limit: int = 5
+    ) -> List[Transaction]:
+        """The user's newest transactions, optionally of one type."""
+        return await self._run(
+            queries.recent_transactions, user_id=user_id, tx_type=tx_type, limit=limit
+        )
+
+
+@functools.lru_cache(maxsize=1)
+def default_service() -> WalletService:
+    """The process-wide service (one engine per action server)."""
+    return WalletService()
