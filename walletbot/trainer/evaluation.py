@@ -159,9 +159,20 @@ def score(predictions: List[Prediction]) -> Scores:
     return scores
 
 
+def quiet_rasa_logs() -> None:
+    """Rasa's structlog prints one debug line per parsed message; keep warnings only."""
+    import logging
+
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_structlog(logging.WARNING)
+
+
 def evaluate_model(model_path: Path, examples: Sequence[LabelledExample]) -> Scores:
     """Loads the model and scores it on ``examples`` (blocking)."""
     from rasa.core.agent import Agent
+
+    quiet_rasa_logs()
 
     agent = Agent.load(str(model_path))
     return score(asyncio.run(predict_all(agent, examples)))
