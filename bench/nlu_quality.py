@@ -32,7 +32,8 @@ def main() -> int:
     args = parser.parse_args()
 
     train = ev.load_examples(args.train)
-    test = ev.load_examples(args.test)
+    written = ev.load_examples(args.test)
+    test = ev.exclude_seen(written, train)
     scores = ev.evaluate_model(args.model, test)
     baseline = ev.baseline_predictions(train, test, normalize=normalize_text)
     gold = [e.label for e in test]
@@ -41,6 +42,7 @@ def main() -> int:
 
     result = {
         "test_examples": len(test),
+        "test_examples_excluded_as_seen_in_training": len(written) - len(test),
         "train_examples": len(train),
         "model": {
             "accuracy": round(scores.accuracy, 4),
@@ -57,7 +59,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0
-    print(f"held-out examples: {len(test)}, training examples: {len(train)}")
+    print(
+        f"held-out examples: {len(test)} ({len(written) - len(test)} identical to training "
+        f"lines excluded), training examples: {len(train)}"
+    )
     print(f"{'system':<28}{'accuracy':>10}{'macro-F1':>10}")
     print(f"{'walletbot NLU pipeline':<28}{scores.accuracy:>10.3f}{scores.macro_f1:>10.3f}")
     print(f"{'TF-IDF char + logreg':<28}{base_acc:>10.3f}{base_f1:>10.3f}")

@@ -61,7 +61,7 @@ def start_bot(model: Path, var: Path, env: Dict[str, str], rasa_port: int, actio
         RASA_PORT=str(rasa_port),
         ACTION_PORT=str(action_port),
         ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
-        TRACKER_DB=str(var / "tracker.db"),
+        TRACKER_DB_URL=f"sqlite:///{var / 'tracker.db'}",
         WALLET_DB_URL=f"sqlite:///{var / 'wallet.db'}",
         MODEL=str(model),
     )

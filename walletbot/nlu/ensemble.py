@@ -170,14 +170,17 @@ class LexicalEnsembleClassifier(GraphComponent, IntentClassifier):
         return messages
 
     def _apply(self, message: Message, combined: Dict[str, float]) -> None:
+        # Decide on full labels: summing the FAQ labels into one "faq" score
+        # would let 24 small FAQ probabilities outvote one confident
+        # out_of_scope. An intent's score is its best full label's.
         intents: Dict[str, float] = {}
         faq: Dict[str, float] = {}
         for label, p in combined.items():
+            name = label
             if label.startswith(RETRIEVAL_INTENT + "/"):
                 faq[label] = p
-                intents[RETRIEVAL_INTENT] = intents.get(RETRIEVAL_INTENT, 0.0) + p
-            else:
-                intents[label] = intents.get(label, 0.0) + p
+                name = RETRIEVAL_INTENT
+            intents[name] = max(intents.get(name, 0.0), p)
         ranking = sorted(intents.items(), key=lambda kv: -kv[1])[:10]
         top_name, top_p = ranking[0]
         message.set(INTENT, {"name": top_name, "confidence": top_p}, add_to_output=True)

@@ -109,6 +109,21 @@ def load_examples(path: Path) -> List[LabelledExample]:
     return examples
 
 
+def exclude_seen(
+    examples: Sequence[LabelledExample], training: Sequence[LabelledExample]
+) -> List[LabelledExample]:
+    """The examples whose text does not occur in the training data.
+
+    Very short messages (在吗, 谢谢) are written identically by anyone; a test
+    set scored on them would measure memory, not generalisation. Texts are
+    compared after normalisation and lower-casing.
+    """
+    from walletbot.nlu.normalize import normalize_text
+
+    seen = {normalize_text(e.text).lower() for e in training}
+    return [e for e in examples if normalize_text(e.text).lower() not in seen]
+
+
 def full_label_of(parse: Dict[str, Any]) -> Tuple[str, float, bool]:
     """``(classified label, confidence, fell_back)`` from a Rasa parse result."""
     intent = parse.get("intent") or {}

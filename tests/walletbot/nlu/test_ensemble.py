@@ -86,7 +86,17 @@ def test_linear_model_can_overturn_a_wrong_faq_selection(trained):
     assert message.get("ensemble")["model"][0] == "faq/withdraw_time"
     confidences = [r["confidence"] for r in message.get("intent_ranking")]
     assert confidences == sorted(confidences, reverse=True)
-    assert sum(confidences) == pytest.approx(1.0, abs=1e-6)
+    assert message.get("intent")["confidence"] == confidences[0] < 1.0
+
+
+def test_many_small_faq_scores_do_not_outvote_one_clear_intent(trained):
+    _, storage, resource, component = trained
+    combined = {"out_of_scope": 0.30}
+    combined.update({f"faq/topic{i}": 0.7 / 24 for i in range(24)})
+    message = _parse_like({"out_of_scope": 1.0}, [("faq/topic0", 1.0)])
+    component._apply(message, combined)
+    assert message.get("intent") == {"name": "out_of_scope", "confidence": 0.30}
+    assert message.get("intent_ranking")[1]["name"] == "faq"
 
 
 def test_persisted_model_gives_the_same_answer(trained):
