@@ -65,7 +65,18 @@ async def current_user(tracker: Tracker, service: WalletService) -> Optional[Use
     return await service.user_for(channel=channel, sender_id=tracker.sender_id)
 
 
-class ActionCheckTransaction(Action):
+class UsesWallet:
+    """Mixin: the wallet service passed in, or the process-wide one."""
+
+    _service: Optional[WalletService] = None
+
+    @property
+    def service(self) -> WalletService:
+        """The wallet service."""
+        return self._service or default_service()
+
+
+class ActionCheckTransaction(UsesWallet, Action):
     """Answers the status of the order in slot ``order_id`` (form submit)."""
 
     def __init__(
@@ -75,11 +86,6 @@ class ActionCheckTransaction(Action):
     ) -> None:
         self._service = service
         self._clock = clock
-
-    @property
-    def service(self) -> WalletService:
-        """The wallet service (the process-wide one unless one was passed in)."""
-        return self._service or default_service()
 
     def name(self) -> Text:
         """Action name in the domain."""
@@ -116,16 +122,11 @@ class ActionCheckTransaction(Action):
         return reset + [SlotSet("tx_followup", followup)]
 
 
-class ActionAskOrderId(Action):
+class ActionAskOrderId(UsesWallet, Action):
     """Asks for the order number, offering the user's recent orders as buttons."""
 
     def __init__(self, service: Optional[WalletService] = None) -> None:
         self._service = service
-
-    @property
-    def service(self) -> WalletService:
-        """The wallet service."""
-        return self._service or default_service()
 
     def name(self) -> Text:
         """Rasa calls ``action_ask_<slot>`` to ask for a form slot."""
@@ -163,16 +164,11 @@ class ActionAskOrderId(Action):
         return []
 
 
-class ValidateTransactionForm(FormValidationAction):
+class ValidateTransactionForm(UsesWallet, FormValidationAction):
     """Collects a valid order number; two failed tries end with an offer of a human."""
 
     def __init__(self, service: Optional[WalletService] = None) -> None:
         self._service = service
-
-    @property
-    def service(self) -> WalletService:
-        """The wallet service."""
-        return self._service or default_service()
 
     def name(self) -> Text:
         """Validation action of ``transaction_form``."""
