@@ -46,6 +46,7 @@ def folds_of(examples, k, seed=1):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--config", type=Path, default=ROOT / "config.yml")
     args = parser.parse_args()
 
     from rasa.core.agent import Agent
@@ -59,7 +60,7 @@ def main() -> int:
 
     data = load_data(str(ROOT / "data/nlu"))
     folds = folds_of(data.intent_examples, args.folds)
-    config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
     for component in config["pipeline"]:
         if component["name"].endswith("LexicalEnsembleClassifier"):
             component["weight"] = 0
