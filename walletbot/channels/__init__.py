@@ -1,0 +1,1 @@
+"""Rasa input channels: WeChat Official Account, web chat page, agent desk."""
