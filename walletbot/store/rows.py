@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple
 
 Channel = Literal["rest", "wechat", "web"]
 TxType = Literal["topup", "withdraw", "transfer", "refund"]
@@ -14,6 +14,13 @@ TxStatus = Literal["pending", "processing", "success", "failed", "refunded"]
 CHANNELS: Tuple[str, ...] = ("rest", "wechat", "web")
 TX_TYPES: Tuple[str, ...] = ("topup", "withdraw", "transfer", "refund")
 TX_STATUSES: Tuple[str, ...] = ("pending", "processing", "success", "failed", "refunded")
+TicketStatus = Literal["queued", "assigned", "resolved"]
+TICKET_STATUSES: Tuple[str, ...] = ("queued", "assigned", "resolved")
+# Why the conversation was escalated (from the intent that led there).
+TICKET_CATEGORIES: Tuple[str, ...] = (
+    "request_human", "fallback", "account_compromised", "complain", "transaction",
+)
+PRIORITY_URGENT, PRIORITY_HIGH, PRIORITY_NORMAL = 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -67,3 +74,43 @@ class Transaction:
     failure_reason: Optional[str] = None
     destination: Optional[str] = None
     note: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A handoff ticket: a conversation waiting for, or served by, a human agent.
+
+    Attributes:
+        ticket_id: Number told to the user.
+        channel: Rasa input channel of the conversation (``web``, ``wechat``, ``rest``).
+        sender_id: The channel's sender id (conversation id in the tracker store).
+        user_id: The wallet user, if the sender is bound to one.
+        category: One of :data:`TICKET_CATEGORIES`.
+        priority: 1 urgent, 2 high, 3 normal.
+        status: ``queued``, ``assigned`` or ``resolved``.
+        agent: Login of the agent who claimed it.
+        summary: One line for the queue (masked).
+        transcript: Masked conversation up to the escalation, ``[{role, text, time}]``.
+        created_at: When it was opened (UTC).
+        updated_at: Last change (UTC).
+        resolved_at: When an agent resolved it (UTC).
+    """
+
+    ticket_id: int
+    channel: str
+    sender_id: str
+    user_id: Optional[str]
+    category: str
+    priority: int
+    status: TicketStatus
+    agent: Optional[str]
+    summary: Optional[str]
+    transcript: Tuple[Dict[str, Any], ...]
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: Optional[datetime]
+
+    @property
+    def number(self) -> str:
+        """The ticket number as users and agents see it, e.g. ``"T000042"``."""
+        return f"T{self.ticket_id:06d}"

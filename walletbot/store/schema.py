@@ -15,7 +15,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from walletbot.store.rows import CHANNELS, TX_STATUSES, TX_TYPES
+from walletbot.store.rows import (
+    CHANNELS,
+    TICKET_CATEGORIES,
+    TICKET_STATUSES,
+    TX_STATUSES,
+    TX_TYPES,
+)
 
 _CENT = Decimal("0.01")
 
@@ -159,4 +165,54 @@ transactions = sa.Table(
     # Both start with user_id, so the user_id foreign key is indexed by them.
     sa.Index("ix_transactions_user_created", "user_id", "created_at"),
     sa.Index("ix_transactions_user_type_created", "user_id", "tx_type", "created_at"),
+)
+
+tickets = sa.Table(
+    "tickets",
+    metadata,
+    sa.Column("ticket_id", sa.Integer(), primary_key=True, autoincrement=True),
+    # The Rasa input channel ("web", "wechat", "rest") and its sender id: where
+    # agent replies go.
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("sender_id", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(32), sa.ForeignKey("users.user_id"), nullable=True),
+    sa.Column("category", sa.String(32), nullable=False),
+    # 1 = urgent (stolen account), 2 = high, 3 = normal: the queue sorts ascending.
+    sa.Column("priority", sa.SmallInteger(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, default="queued",
+              server_default="queued"),
+    sa.Column("agent", sa.String(64), nullable=True),
+    sa.Column("summary", sa.Text(), nullable=True),
+    # JSON list of {"role", "text", "time"}, PII masked, as of ticket creation.
+    sa.Column("transcript", sa.Text(), nullable=False, default="[]",
+              server_default="[]"),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
+    sa.CheckConstraint(_in("category", TICKET_CATEGORIES), name="category"),
+    sa.CheckConstraint("priority BETWEEN 1 AND 3", name="priority"),
+    # One open ticket per conversation, enforced by the database so that two
+    # concurrent requests cannot both open one.
+    sa.Index(
+        "uq_tickets_open_conversation", "channel", "sender_id", unique=True,
+        sqlite_where=sa.text("status != 'resolved'"),
+        postgresql_where=sa.text("status != 'resolved'"),
+    ),
+    sa.Index("ix_tickets_queue", "status", "priority", "created_at"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("feedback_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.ticket_id"),
+              nullable=True, unique=True),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("sender_id", sa.String(128), nullable=False),
+    # 1..5 for a satisfaction score; NULL for a free-text suggestion.
+    sa.Column("score", sa.SmallInteger(), nullable=True),
+    sa.Column("comment", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.CheckConstraint("score IS NULL OR score BETWEEN 1 AND 5", name="score"),
 )
