@@ -8,9 +8,8 @@ constructor arguments so tests pass their own.
 from __future__ import annotations
 
 import logging
-import os
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -22,8 +21,9 @@ from walletbot.nlu.entities import normalize_order_id
 from walletbot.nlu.normalize import normalize_text
 from walletbot.store.rows import User
 from walletbot.transactions import describe as wording
-from walletbot.transactions.identity import binding_channel
-from walletbot.transactions.service import WalletService, WalletUnavailable, default_service
+from walletbot.transactions.service import WalletService, WalletUnavailable
+
+from actions.common import UsesWallet, current_user, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -45,35 +45,6 @@ MSG_INVALID = "您输入的内容看起来不是有效的订单号。订单号�
 MSG_GAVE_UP = "抱歉，我还是没能识别出订单号。"
 MSG_DB_DOWN = "抱歉，交易查询系统暂时无法访问，请稍后再试。给您带来不便，非常抱歉。"
 MSG_FROZEN_NOTE = "提示：您的账户目前处于冻结状态。"
-
-
-def is_production() -> bool:
-    """The production profile identifies users only by trusted channels."""
-    return os.environ.get("WALLETBOT_ENV", "dev") == "production"
-
-
-def utcnow() -> datetime:
-    """The clock; tests pass a fixed one."""
-    return datetime.now(timezone.utc)
-
-
-async def current_user(tracker: Tracker, service: WalletService) -> Optional[User]:
-    """The wallet user behind this conversation, or None if not identified."""
-    channel = binding_channel(tracker.get_latest_input_channel(), production=is_production())
-    if channel is None:
-        return None
-    return await service.user_for(channel=channel, sender_id=tracker.sender_id)
-
-
-class UsesWallet:
-    """Mixin: the wallet service passed in, or the process-wide one."""
-
-    _service: Optional[WalletService] = None
-
-    @property
-    def service(self) -> WalletService:
-        """The wallet service."""
-        return self._service or default_service()
 
 
 class ActionCheckTransaction(UsesWallet, Action):

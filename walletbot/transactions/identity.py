@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 # Rasa input channel name -> bindings.channel
-_CHANNELS = {"socketio": "web", "wechat": "wechat", "rest": "rest", "cmdline": "rest"}
+_CHANNELS = {"web": "web", "socketio": "web", "wechat": "wechat", "rest": "rest", "cmdline": "rest"}
 
 
 def binding_channel(input_channel: Optional[str], *, production: bool) -> Optional[str]:

@@ -43,7 +43,13 @@ class WalletService:
                 self._engine = engine
             return self._engine
 
-    async def _run(self, query: Callable[..., T], **kwargs: Any) -> T:
+    async def run(self, query: Callable[..., T], **kwargs: Any) -> T:
+        """Runs ``query(conn=..., **kwargs)`` in one transaction, off the event loop.
+
+        Raises:
+            WalletUnavailable: The database failed; the error is logged
+                without the arguments (they can carry user input).
+        """
         def call() -> T:
             try:
                 with self._engine_ready().begin() as conn:
@@ -57,17 +63,17 @@ class WalletService:
 
     async def user_for(self, *, channel: str, sender_id: str) -> Optional[User]:
         """The wallet user bound to this sender, or None."""
-        return await self._run(queries.get_user_for_sender, channel=channel, sender_id=sender_id)
+        return await self.run(queries.get_user_for_sender, channel=channel, sender_id=sender_id)
 
     async def transaction(self, *, user_id: str, order_id: str) -> Optional[Transaction]:
         """The user's own order, or None (missing or someone else's: same answer)."""
-        return await self._run(queries.get_transaction, order_id=order_id, user_id=user_id)
+        return await self.run(queries.get_transaction, order_id=order_id, user_id=user_id)
 
     async def recent(
         self, *, user_id: str, tx_type: Optional[str] = None, limit: int = 5
     ) -> List[Transaction]:
         """The user's newest transactions, optionally of one type."""
-        return await self._run(
+        return await self.run(
             queries.recent_transactions, user_id=user_id, tx_type=tx_type, limit=limit
         )
 

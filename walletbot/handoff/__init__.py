@@ -1,0 +1,1 @@
+"""Human handoff: tickets, transcripts, service hours, agent notifications."""

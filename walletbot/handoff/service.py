@@ -1,0 +1,147 @@
+"""Opening handoff tickets (and freezing accounts) for the action server."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from sqlalchemy.engine import Connection
+
+from walletbot.handoff.hours import ServiceHours
+from walletbot.handoff.notify import ENV_URL, TicketNotifier
+from walletbot.handoff.transcript import summary_line, transcript_lines
+from walletbot.store import queries
+from walletbot.store import tickets as ticket_queries
+from walletbot.store.rows import Ticket
+from walletbot.transactions.service import WalletService, default_service
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """The outcome of an escalation, for telling the user.
+
+    Attributes:
+        ticket: The conversation's open ticket.
+        created: Whether this escalation opened it (False: it was open already).
+        position: Place in the queue, 1-based (0 once an agent has it).
+        open_now: Whether agents are on duty now.
+        opens_at: When agents next start (equal to now while open).
+        frozen: For account freezes: whether the account is frozen now.
+    """
+
+    ticket: Ticket
+    created: bool
+    position: int
+    open_now: bool
+    opens_at: datetime
+    frozen: bool = False
+
+
+def _open_and_place(conn: Connection, **kwargs: Any) -> tuple:
+    ticket, created = ticket_queries.open_ticket(conn=conn, **kwargs)
+    return ticket, created, ticket_queries.queue_position(conn=conn, ticket=ticket)
+
+
+def _freeze_open_and_place(conn: Connection, *, user_id: Optional[str], **kwargs: Any) -> tuple:
+    # One transaction: the account is never frozen without the ticket that
+    # tells an agent why, nor the other way round.
+    if user_id is not None:
+        queries.set_frozen(conn=conn, user_id=user_id, frozen=True)
+    return _open_and_place(conn, user_id=user_id, **kwargs)
+
+
+class HandoffService:
+    """Escalates conversations to the human queue."""
+
+    def __init__(
+        self,
+        wallet: Optional[WalletService] = None,
+        *,
+        hours: Optional[ServiceHours] = None,
+        notifier: Optional[TicketNotifier] = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.wallet = wallet or default_service()
+        self.hours = hours or ServiceHours.from_env(os.environ)
+        self.notifier = notifier or TicketNotifier(os.environ.get(ENV_URL))
+        self.clock = clock
+
+    async def escalate(
+        self,
+        *,
+        channel: str,
+        sender_id: str,
+        category: str,
+        priority: int,
+        events: Iterable[Dict[str, Any]],
+        user_id: Optional[str] = None,
+        freeze: bool = False,
+    ) -> Escalation:
+        """Opens (or finds) the conversation's ticket; optionally freezes the account.
+
+        Args:
+            channel: Rasa input channel of the conversation.
+            sender_id: Its sender id.
+            category: Ticket category.
+            priority: 1 urgent, 2 high, 3 normal.
+            events: Tracker events so far; become the masked transcript.
+            user_id: The identified wallet user, if any.
+            freeze: Freeze ``user_id``'s account in the same transaction.
+
+        Raises:
+            WalletUnavailable: The wallet DB is down.
+        """
+        lines = transcript_lines(events)
+        kwargs = dict(
+            channel=channel, sender_id=sender_id, category=category, priority=priority,
+            summary=summary_line(lines) or None, transcript=lines,
+        )
+        if freeze:
+            ticket, created, position = await self.wallet.run(
+                _freeze_open_and_place, user_id=user_id, **kwargs
+            )
+        else:
+            ticket, created, position = await self.wallet.run(
+                _open_and_place, user_id=user_id, **kwargs
+            )
+        if created:
+            self.notifier.notify(ticket)
+        now = self.clock()
+        return Escalation(
+            ticket=ticket, created=created, position=position,
+            open_now=self.hours.is_open(now), opens_at=self.hours.next_opening(now),
+            frozen=freeze and user_id is not None,
+        )
+
+    async def rate_latest(self, *, channel: str, sender_id: str, score: int) -> Optional[Ticket]:
+        """Stores a 1–5 score for the conversation's latest unrated resolved ticket.
+
+        Returns:
+            The rated ticket, or None if there was none (the score is then kept
+            as general feedback).
+        """
+        return await self.wallet.run(_rate_latest, channel=channel, sender_id=sender_id, score=score)
+
+    async def suggest(self, *, channel: str, sender_id: str, text: str) -> int:
+        """Keeps a user's suggestion; returns its feedback id."""
+        return await self.wallet.run(
+            ticket_queries.add_feedback, channel=channel, sender_id=sender_id, comment=text
+        )
+
+
+def _rate_latest(conn: Connection, *, channel: str, sender_id: str, score: int) -> Optional[Ticket]:
+    ticket = ticket_queries.latest_unrated_ticket(conn=conn, channel=channel, sender_id=sender_id)
+    ticket_queries.add_feedback(
+        conn=conn, channel=channel, sender_id=sender_id, score=score,
+        ticket_id=None if ticket is None else ticket.ticket_id,
+    )
+    return ticket
+
+
+@functools.lru_cache(maxsize=1)
+def default_handoff() -> HandoffService:
+    """The action server's service (built on first use)."""
+    return HandoffService()
