@@ -140,10 +140,14 @@ def full_label_of(parse: Dict[str, Any]) -> Tuple[str, float, bool]:
     return name, confidence, fell_back
 
 
-async def predict_all(agent: Any, examples: Sequence[LabelledExample]) -> List[Prediction]:
-    """Parses every example with a loaded Rasa ``Agent``."""
+async def predict_all(
+    agent: Any, examples: Sequence[LabelledExample], *, progress: bool = False
+) -> List[Prediction]:
+    """Parses every example with a loaded Rasa ``Agent`` (a progress bar if asked)."""
+    from walletbot.trainer.console import progress as progress_bar
+
     predictions = []
-    for example in examples:
+    for example in progress_bar(examples, desc="parsing", enabled=progress):
         parse = await agent.parse_message(example.text)
         label, confidence, fell_back = full_label_of(parse)
         entities = tuple((e["entity"], str(e.get("value"))) for e in parse.get("entities") or [])
@@ -183,14 +187,40 @@ def quiet_rasa_logs() -> None:
     configure_structlog(logging.WARNING)
 
 
-def evaluate_model(model_path: Path, examples: Sequence[LabelledExample]) -> Scores:
+def evaluate_model(
+    model_path: Path, examples: Sequence[LabelledExample], *, progress: bool = False
+) -> Scores:
     """Loads the model and scores it on ``examples`` (blocking)."""
     from rasa.core.agent import Agent
 
     quiet_rasa_logs()
 
     agent = Agent.load(str(model_path))
-    return score(asyncio.run(predict_all(agent, examples)))
+    return score(asyncio.run(predict_all(agent, examples, progress=progress)))
+
+
+def confusion(predictions: Sequence[Prediction]) -> Tuple[List[str], List[List[int]]]:
+    """``(labels, matrix)``: ``matrix[i][j]`` counts gold ``labels[i]`` classified ``labels[j]``.
+
+    The labels are every gold and predicted label, sorted.
+    """
+    labels = sorted({p.gold for p in predictions} | {p.classified for p in predictions})
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for p in predictions:
+        matrix[index[p.gold]][index[p.classified]] += 1
+    return labels, matrix
+
+
+def summary(scores: Scores) -> Dict[str, float]:
+    """The headline figures of ``scores``."""
+    return {
+        "examples": len(scores.predictions),
+        "accuracy": scores.accuracy,
+        "macro_f1": scores.macro_f1,
+        "accuracy_after_fallback": scores.accuracy_after_fallback,
+        "fallback_rate": scores.fallback_rate,
+    }
 
 
 def fallback_sweep(

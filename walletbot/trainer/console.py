@@ -1,0 +1,87 @@
+"""Console output that lines up with Chinese text.
+
+A CJK character takes two terminal columns; ``str.ljust`` counts it as one,
+so tables with Chinese cells come out ragged. These helpers count columns.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from typing import Iterable, List, Optional, Sequence, TextIO
+
+
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: wide and full-width characters count 2."""
+    return sum(
+        2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        for char in text
+        if not unicodedata.combining(char)
+    )
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` cut to at most ``width`` columns, with ``…`` when it was cut."""
+    if display_width(text) <= width:
+        return text
+    out = ""
+    for char in text:
+        if display_width(out + char) > width - 1:
+            break
+        out += char
+    return out + "…"
+
+
+def pad(text: str, width: int, *, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` columns (aligned right if asked)."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill
+
+
+def table(
+    rows: Sequence[Sequence[object]],
+    *,
+    headers: Sequence[str],
+    numeric: Optional[Iterable[int]] = None,
+    max_width: int = 48,
+) -> str:
+    """A plain-text table; ``numeric`` columns are right-aligned."""
+    right = set(numeric or ())
+    cells: List[List[str]] = [[str(h) for h in headers]]
+    cells += [[clip(str(value), max_width) for value in row] for row in rows]
+    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(
+            "  ".join(pad(cell, widths[i], right=i in right) for i, cell in enumerate(row)).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def fmt(value: Optional[float], digits: int = 3) -> str:
+    """A score as text; ``-`` for a missing one."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """A difference with its sign (``+0.012``, ``-0.083``, ``0.000``)."""
+    if abs(value) < 0.5 * 10 ** -digits:
+        return f"{0:.{digits}f}"
+    return f"{value:+.{digits}f}"
+
+
+def error(message: str, *, stream: TextIO = sys.stderr) -> None:
+    """Prints ``error: message`` to stderr."""
+    print(f"error: {message}", file=stream)
+
+
+def progress(iterable: Iterable, *, desc: str, total: Optional[int] = None, enabled: bool = True):
+    """A tqdm progress bar on stderr (off when ``enabled`` is False)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        iterable, desc=desc, total=total, disable=not enabled, unit="msg",
+        leave=False, file=sys.stderr, dynamic_ncols=True,
+    )
