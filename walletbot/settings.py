@@ -19,6 +19,9 @@ DEV_ENV_FILE = PROJECT_ROOT / "config" / "dev.env"
 # Values that are fine on a laptop and fatal in production.
 _DEV_SECRET_PREFIXES = ("dev-", "dev_", "changeme", "placeholder")
 _SECRET_KEYS = ("RASA_AUTH_TOKEN",)
+# WeChat: production needs real credentials and safe mode (an EncodingAESKey):
+# in plaintext mode the message body, and so the sender's OpenID, is unsigned.
+_SECRET_KEYS += ("WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_AES_KEY")
 
 
 def read_env_file(path: Path) -> Dict[str, str]:

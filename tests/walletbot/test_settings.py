@@ -1,5 +1,12 @@
 from walletbot.settings import check_startup, placeholder_secrets, read_env_file
 
+REAL_WECHAT = {
+    "WECHAT_TOKEN": "Qm8rT2wX",
+    "WECHAT_APP_ID": "wx8c3a51f0d2e4b697",
+    "WECHAT_APP_SECRET": "5f2b8e0c9a7d4e61b3c2a1f0e9d8c7b6",
+    "WECHAT_AES_KEY": "k9Hq2mZx7Lp4Rt8Wv3Nb6Yc1Df5Gs0Ja2Ke7Uo4Ii9P",
+}
+
 
 def test_dev_profile_accepts_dev_defaults():
     assert check_startup({"WALLETBOT_ENV": "dev", "RASA_AUTH_TOKEN": "dev-rasa-token"}) == 0
@@ -9,11 +16,11 @@ def test_production_refuses_placeholder_secrets(capsys):
     env = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "dev-rasa-token"}
     assert check_startup(env) == 1
     assert "RASA_AUTH_TOKEN" in capsys.readouterr().err
-    assert placeholder_secrets({"RASA_AUTH_TOKEN": ""}) == ["RASA_AUTH_TOKEN"]
+    assert "RASA_AUTH_TOKEN" in placeholder_secrets({"RASA_AUTH_TOKEN": ""})
 
 
 def test_production_starts_with_real_secrets():
-    env = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "k3J9x-real-token"}
+    env = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "k3J9x-real-token", **REAL_WECHAT}
     assert check_startup(env) == 0
 
 
@@ -21,3 +28,16 @@ def test_read_env_file(tmp_path):
     path = tmp_path / "x.env"
     path.write_text("# comment\nA=1\n\nB=\nC=x=y\n", encoding="utf-8")
     assert read_env_file(path) == {"A": "1", "B": "", "C": "x=y"}
+
+
+def test_production_refuses_wechat_placeholders_and_plaintext_mode(capsys):
+    base = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "k3J9x-real-token"}
+    dev_wechat = {"WECHAT_TOKEN": "dev-wechat-token", "WECHAT_APP_ID": "dev-wechat-appid",
+                  "WECHAT_APP_SECRET": "dev-wechat-secret", "WECHAT_AES_KEY": ""}
+    assert check_startup({**base, **dev_wechat}) == 1
+    err = capsys.readouterr().err
+    for key in dev_wechat:
+        assert key in err
+    # Plaintext mode (no EncodingAESKey) is refused on its own too.
+    assert placeholder_secrets({**base, **REAL_WECHAT, "WECHAT_AES_KEY": ""}) == ["WECHAT_AES_KEY"]
+    assert check_startup({"WALLETBOT_ENV": "dev", **dev_wechat}) == 0
