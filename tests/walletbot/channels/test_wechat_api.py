@@ -4,7 +4,7 @@ import logging
 
 from walletbot.channels.wechat_api import WeChatApiClient
 
-from .conftest import APP_ID, APP_SECRET, free_port
+from .wechat_doubles import APP_ID, APP_SECRET, free_port
 
 
 class FakeClock:

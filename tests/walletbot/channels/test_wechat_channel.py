@@ -20,7 +20,7 @@ from walletbot.channels.wechat_format import (
     WELCOME_TEXT,
 )
 
-from .conftest import (
+from .wechat_doubles import (
     ACCOUNT,
     AES_KEY,
     APP_ID,

@@ -14,7 +14,7 @@ from walletbot.channels.wechat_protocol import (
     signature_matches,
 )
 
-from .conftest import AES_KEY, APP_ID, TOKEN, sign, text_xml, xml_fields
+from .wechat_doubles import AES_KEY, APP_ID, TOKEN, sign, text_xml, xml_fields
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [
