@@ -72,9 +72,9 @@ def signed(value: float, digits: int = 3) -> str:
     return f"{value:+.{digits}f}"
 
 
-def error(message: str, *, stream: TextIO = sys.stderr) -> None:
+def error(message: str, *, stream: Optional[TextIO] = None) -> None:
     """Prints ``error: message`` to stderr."""
-    print(f"error: {message}", file=stream)
+    print(f"error: {message}", file=stream or sys.stderr)
 
 
 def progress(iterable: Iterable, *, desc: str, total: Optional[int] = None, enabled: bool = True):

@@ -63,9 +63,10 @@ def report_dir(*, reports: Path, name: str, now: Optional[float] = None) -> Path
 
 
 def print_summary(
-    scores: ev.Scores, *, worst: int = 10, stream: TextIO = sys.stdout
+    scores: ev.Scores, *, worst: int = 10, stream: Optional[TextIO] = None
 ) -> None:
     """Headline figures and the weakest intents, for the console."""
+    stream = stream or sys.stdout
     figures = ev.summary(scores)
     print(
         f"accuracy {fmt(figures['accuracy'])}   macro-F1 {fmt(figures['macro_f1'])}   "

@@ -1,0 +1,281 @@
+"""The data subcommands: faq build, faq add, validate, review, review import.
+
+Each function prints for a trainer and returns the exit status; the logic
+lives in the modules it calls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from walletbot.trainer.console import error, table
+from walletbot.trainer.kb_edit import Paths
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def faq_build(*, kb_dir: Path, out: Path, check: bool) -> int:
+    """``walletbot faq build [--check]``."""
+    from walletbot.faq.build import build, is_up_to_date
+    from walletbot.faq.kb import KnowledgeBaseError
+
+    try:
+        if check:
+            if is_up_to_date(kb_dir=kb_dir, out_path=out):
+                print(f"{out} is up to date.")
+                return 0
+            print(f"{out} is out of date with {kb_dir}/: run `walletbot faq build`.",
+                  file=sys.stderr)
+            return 1
+        changed = build(kb_dir=kb_dir, out_path=out)
+    except KnowledgeBaseError as exc:
+        error(str(exc))
+        return 2
+    print(f"{'wrote' if changed else 'unchanged'}: {out}")
+    return 0
+
+
+# --- faq add / review import --------------------------------------------------
+
+
+def _apply(
+    additions: Sequence, *, paths: Paths, new_faqs: Optional[Dict] = None, build: bool = True
+) -> int:
+    from walletbot.faq.kb import KnowledgeBaseError
+    from walletbot.trainer import kb_edit
+
+    try:
+        planned = kb_edit.plan(additions, paths=paths, new_faqs=new_faqs)
+        written = kb_edit.apply(planned, paths=paths)
+    except kb_edit.EditError as exc:
+        error(str(exc))
+        return 2
+    for path, n in written.items():
+        print(f"added {n} example{'s' if n != 1 else ''} to {path}")
+    if planned.present:
+        print(f"{len(planned.present)} already present, skipped")
+    if not written:
+        print("nothing to add")
+    if build and any(p.parent == paths.kb_dir for p in written):
+        try:
+            return faq_build(kb_dir=paths.kb_dir, out=paths.faq_nlu, check=False)
+        except KnowledgeBaseError as exc:  # pragma: no cover - faq_build reports it
+            error(str(exc))
+            return 2
+    return 0
+
+
+def _read_multiline(prompt: str, input_fn: Callable[[str], str]) -> List[str]:
+    print(prompt)
+    lines = []
+    while True:
+        try:
+            line = input_fn("> ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return lines
+
+
+def faq_add(
+    *,
+    paths: Paths,
+    intent: Optional[str] = None,
+    questions: Sequence[str] = (),
+    answer: Optional[str] = None,
+    title: Optional[str] = None,
+    from_file: Optional[Path] = None,
+    build: bool = True,
+    input_fn: Optional[Callable[[str], str]] = None,
+) -> int:
+    """``walletbot faq add``: examples (and new FAQ entries) from options, a file or prompts."""
+    from walletbot.trainer import kb_edit
+    from walletbot.trainer.sources import faq_names
+
+    rows: List[Dict[str, str]] = []
+    if from_file is not None:
+        if not from_file.exists():
+            error(f"{from_file} does not exist")
+            return 2
+        try:
+            rows = kb_edit.read_rows(from_file)
+        except (kb_edit.EditError, ValueError) as exc:
+            error(f"{from_file}: {exc}")
+            return 2
+    elif intent is None:
+        if input_fn is None and not sys.stdin.isatty():
+            error("give --intent and --question, or --from FILE (or run it in a terminal)")
+            return 2
+        ask = input_fn or input
+        intent = ask("intent (e.g. faq/withdraw_fee, greet): ").strip()
+        if intent.startswith("faq/") and intent[4:] not in faq_names(paths.kb_dir):
+            print(f"{intent} is new.")
+            title = ask("title (中文标题): ").strip() or intent[4:]
+            answer = "\n".join(_read_multiline("answer (an empty line ends it):", ask))
+        questions = _read_multiline("example questions, one per line (an empty line ends):", ask)
+    if intent is not None:
+        rows = [{"intent": intent, "text": q, "answer": answer or "", "title": title or "",
+                 "_origin": "command line"} for q in questions]
+        if not questions:
+            error("give at least one --question")
+            return 2
+    new_faqs: Dict[str, kb_edit.NewFaq] = {}
+    existing = set(faq_names(paths.kb_dir))
+    try:
+        for row in rows:
+            label = kb_edit.normalize_label(row.get("intent") or "")
+            if label.startswith("faq/") and label[4:] not in existing \
+                    and label[4:] not in new_faqs and row.get("answer"):
+                name = label[4:]
+                kb_edit.check_new_faq(name, kb_dir=paths.kb_dir, answer=row["answer"])
+                new_faqs[name] = kb_edit.NewFaq(
+                    name=name, title=row.get("title") or name, answer=row["answer"]
+                )
+    except kb_edit.EditError as exc:
+        error(str(exc))
+        return 2
+    return _apply(kb_edit.additions_from_rows(rows), paths=paths, new_faqs=new_faqs, build=build)
+
+
+def review_import(*, file: Path, paths: Paths, build: bool = True) -> int:
+    """``walletbot review import``: labelled review lines into the data."""
+    from walletbot.trainer import kb_edit
+
+    if not file.exists():
+        error(f"{file} does not exist")
+        return 2
+    try:
+        rows = kb_edit.read_rows(file)
+    except (kb_edit.EditError, ValueError) as exc:
+        error(f"{file}: {exc}")
+        return 2
+    additions = kb_edit.additions_from_rows(rows)
+    print(f"{file}: {len(rows)} lines, {len(additions)} labelled")
+    return _apply(additions, paths=paths, build=build)
+
+
+# --- validate -----------------------------------------------------------------
+
+
+def run_rasa_validate(*, config: Path, domain: Path, data: Path) -> "tuple[int, List[str]]":
+    """Runs ``rasa data validate --fail-on-warnings``; ``(status, warning and error lines)``."""
+    command = [
+        sys.executable, "-m", "rasa", "data", "validate", "--fail-on-warnings",
+        "--data", str(data), "--domain", str(domain), "--config", str(config),
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    output = _ANSI_RE.sub("", done.stdout + done.stderr).splitlines()
+    keep = [
+        line.strip() for line in output
+        if re.search(r"UserWarning| ERROR | WARNING |error:|Exception", line)
+        and not re.search(r"DeprecationWarning|MovedIn20Warning", line)
+    ]
+    seen: List[str] = []
+    for line in keep:
+        if line not in seen:
+            seen.append(line)
+    if done.returncode and not seen:
+        seen = [line for line in output[-15:] if line.strip()]
+    return done.returncode, seen
+
+
+def validate(
+    *,
+    config: Path,
+    domain: Path,
+    data: Path,
+    paths: Paths,
+    skip_rasa: bool = False,
+    strict: bool = False,
+    min_examples: int,
+    near_duplicate: float,
+) -> int:
+    """``walletbot validate``: 0 clean (warnings allowed), 1 errors."""
+    from walletbot.trainer.lint import ERROR, WARNING, count, lint
+
+    failed = False
+    if not skip_rasa:
+        print("rasa data validate …", flush=True)
+        status, lines = run_rasa_validate(config=config, domain=domain, data=data)
+        for line in lines if status else []:
+            print(f"  {line}", file=sys.stderr)
+        print(f"rasa data validate: {'failed' if status else 'ok'}")
+        failed = bool(status)
+    issues = lint(
+        kb_dir=paths.kb_dir, nlu_dir=paths.nlu_dir, faq_nlu=paths.faq_nlu, domain=domain,
+        min_examples=min_examples, near_duplicate=near_duplicate, strict=strict,
+    )
+    for issue in issues:
+        print(str(issue), file=sys.stderr if issue.severity == ERROR else sys.stdout)
+    errors, warnings = count(issues, ERROR), count(issues, WARNING)
+    print(f"knowledge-base lint: {errors} error{'s' if errors != 1 else ''}, "
+          f"{warnings} warning{'s' if warnings != 1 else ''}"
+          + (" (--strict: warnings count as errors)" if strict else ""))
+    return 1 if failed or errors else 0
+
+
+# --- review -------------------------------------------------------------------
+
+
+def default_tracker_url() -> str:
+    """``TRACKER_DB_URL`` from the environment, else ``config/dev.env``."""
+    from walletbot.settings import DEV_ENV_FILE, read_env_file
+
+    if os.environ.get("TRACKER_DB_URL"):
+        return os.environ["TRACKER_DB_URL"]
+    defaults = read_env_file(DEV_ENV_FILE) if DEV_ENV_FILE.exists() else {}
+    return defaults.get("TRACKER_DB_URL", "sqlite:///var/tracker.db")
+
+
+def review_export(
+    *,
+    url: Optional[str],
+    out: Optional[Path],
+    reports: Path,
+    since_days: Optional[float] = None,
+    min_confidence: float,
+    similarity: float,
+    progress: bool = True,
+) -> int:
+    """``walletbot review``: poorly handled messages into a file to label."""
+    from walletbot.trainer import review, review_file
+    from walletbot.trainer.cluster import group_texts
+    from walletbot.trainer.console import progress as progress_bar
+
+    tracker_url = url or default_tracker_url()
+    since = time.time() - since_days * 86400 if since_days else None
+    try:
+        events = progress_bar(
+            review.read_events(url=tracker_url, since=since), desc="events", enabled=progress
+        )
+        flagged = review.flag_messages(events, min_confidence=min_confidence)
+    except Exception as exc:  # SQLAlchemy errors: bad URL, no database, no table
+        error(f"cannot read the tracker store: {exc}")
+        return 2
+    items = review.aggregate(flagged)
+    for item, group in zip(items, group_texts([i.text for i in items], threshold=similarity)):
+        item.group = group
+    items.sort(key=lambda i: (i.group, -i.count, i.text))
+    target = out or reports / f"review-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    review_file.write(items, target)
+    groups = len({i.group for i in items})
+    print(f"{len(flagged)} poorly handled messages, {len(items)} distinct, in {groups} groups")
+    if items:
+        top = sorted(items, key=lambda i: -i.count)[:15]
+        print(table(
+            [[i.group, i.count, i.text, i.predicted, f"{i.confidence:.2f}",
+              " ".join(i.reasons)] for i in top],
+            headers=["group", "n", "message", "predicted", "conf", "reasons"],
+            numeric=(0, 1, 4),
+        ))
+    print(f"\nwrote {target}: fill the `intent` column, then `walletbot review import {target}`")
+    return 0

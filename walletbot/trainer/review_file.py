@@ -1,0 +1,62 @@
+"""The file trainers label: review items as CSV (opens in Excel) or YAML.
+
+Each line has an empty ``intent`` for the trainer to fill with a known
+intent (``greet``, ``faq/withdraw_fee``, …); lines left empty (or ``-``) are
+skipped by ``walletbot review import``.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import yaml
+
+from walletbot.trainer.review import ReviewItem
+
+COLUMNS = ("group", "count", "text", "predicted", "confidence", "reasons", "senders",
+           "last_seen", "intent")
+_HEADER = (
+    "# walletbot review: messages the bot handled poorly, similar ones grouped.\n"
+    "# Fill `intent:` with the right intent (greet, faq/withdraw_fee, ...), leave it\n"
+    "# empty to skip, then: walletbot review import {name}\n"
+)
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else ""
+
+
+def _reasons(item: ReviewItem) -> str:
+    return " ".join(f"{r}×{n}" if n > 1 else r for r, n in item.reasons.items())
+
+
+def as_rows(items: Sequence[ReviewItem]) -> List[Dict[str, object]]:
+    """Items as rows with the export's columns."""
+    return [
+        {
+            "group": item.group, "count": item.count, "text": item.text,
+            "predicted": item.predicted, "confidence": round(item.confidence, 3),
+            "reasons": _reasons(item), "senders": item.senders,
+            "last_seen": _when(item.last_seen), "intent": "",
+        }
+        for item in items
+    ]
+
+
+def write(items: Sequence[ReviewItem], path: Path) -> Path:
+    """Writes the items as YAML (``.yml``/``.yaml``) or CSV (anything else)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = as_rows(items)
+    if path.suffix.lower() in (".yml", ".yaml"):
+        body = yaml.safe_dump(rows, allow_unicode=True, sort_keys=False, width=10_000)
+        path.write_text(_HEADER.format(name=path) + body, encoding="utf-8")
+        return path
+    # utf-8-sig: Excel recognises the encoding and shows the Chinese text.
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
