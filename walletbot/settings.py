@@ -22,6 +22,8 @@ _SECRET_KEYS = ("RASA_AUTH_TOKEN",)
 # WeChat: production needs real credentials and safe mode (an EncodingAESKey):
 # in plaintext mode the message body, and so the sender's OpenID, is unsigned.
 _SECRET_KEYS += ("WECHAT_TOKEN", "WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECHAT_AES_KEY")
+# Session keys of the web chat page and the agent desk.
+_SECRET_KEYS += ("WEB_JWT_SECRET", "DESK_SECRET")
 
 
 def read_env_file(path: Path) -> Dict[str, str]:
@@ -79,21 +81,30 @@ def placeholder_secrets(environ: Optional[Mapping[str, str]] = None) -> List[str
     return bad
 
 
+def unsafe_dev_features(environ: Optional[Mapping[str, str]] = None) -> List[str]:
+    """Development conveniences that production must switch off, as messages."""
+    source = os.environ if environ is None else environ
+    problems = []
+    if source.get("WEB_DEMO_LOGIN", "").lower() in ("1", "true", "yes"):
+        problems.append("WEB_DEMO_LOGIN=true lets anyone log in as a demo user: set it to false")
+    agents = source.get("DESK_AGENTS_FILE", "")
+    if not agents or Path(agents).name == "agents.dev.yml":
+        problems.append("DESK_AGENTS_FILE must name your own agents file, not config/agents.dev.yml")
+    return problems
+
+
 def check_startup(environ: Optional[Mapping[str, str]] = None) -> int:
     """Exit status for start-up: production refuses placeholder secrets."""
     settings = Settings.from_env(environ)
     if not settings.is_production:
         return 0
     bad = placeholder_secrets(environ)
+    problems = unsafe_dev_features(environ)
     if bad:
-        print(
-            "refusing to start in production: set real values for "
-            + ", ".join(bad)
-            + " (see .env.example)",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+        problems.insert(0, "set real values for " + ", ".join(bad) + " (see .env.example)")
+    for problem in problems:
+        print(f"refusing to start in production: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

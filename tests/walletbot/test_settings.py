@@ -19,9 +19,29 @@ def test_production_refuses_placeholder_secrets(capsys):
     assert "RASA_AUTH_TOKEN" in placeholder_secrets({"RASA_AUTH_TOKEN": ""})
 
 
+REAL_WEB_DESK = {
+    "WEB_JWT_SECRET": "h2Kp9sLq0wVb7ZrX4mNc",
+    "DESK_SECRET": "T5yUq8eW2rPz6xLk1JdS",
+    "WEB_DEMO_LOGIN": "false",
+    "DESK_AGENTS_FILE": "/etc/walletbot/agents.yml",
+}
+
+
 def test_production_starts_with_real_secrets():
-    env = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "k3J9x-real-token", **REAL_WECHAT}
+    env = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "k3J9x-real-token",
+           **REAL_WECHAT, **REAL_WEB_DESK}
     assert check_startup(env) == 0
+
+
+def test_production_refuses_demo_login_and_dev_agents(capsys):
+    base = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "k3J9x-real-token",
+            **REAL_WECHAT, **REAL_WEB_DESK}
+    assert check_startup({**base, "WEB_DEMO_LOGIN": "true"}) == 1
+    assert "WEB_DEMO_LOGIN" in capsys.readouterr().err
+    assert check_startup({**base, "DESK_AGENTS_FILE": "config/agents.dev.yml"}) == 1
+    assert "DESK_AGENTS_FILE" in capsys.readouterr().err
+    assert check_startup({**base, "DESK_SECRET": "dev-desk-secret"}) == 1
+    assert "DESK_SECRET" in capsys.readouterr().err
 
 
 def test_read_env_file(tmp_path):
@@ -39,5 +59,6 @@ def test_production_refuses_wechat_placeholders_and_plaintext_mode(capsys):
     for key in dev_wechat:
         assert key in err
     # Plaintext mode (no EncodingAESKey) is refused on its own too.
-    assert placeholder_secrets({**base, **REAL_WECHAT, "WECHAT_AES_KEY": ""}) == ["WECHAT_AES_KEY"]
+    assert placeholder_secrets(
+        {**base, **REAL_WECHAT, **REAL_WEB_DESK, "WECHAT_AES_KEY": ""}) == ["WECHAT_AES_KEY"]
     assert check_startup({"WALLETBOT_ENV": "dev", **dev_wechat}) == 0

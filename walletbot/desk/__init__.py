@@ -1,0 +1,1 @@
+"""The agent desk: accounts and sessions, and relaying messages to users."""
