@@ -142,3 +142,21 @@ def test_bad_desk_input_gets_clear_errors(bot):
     assert desk.post(f"tickets/{ticket['id']}/reply", {"text": "   "})[0] == 400
     assert desk.post(f"tickets/{ticket['id']}/reply", {"text": "x" * 5000})[0] == 400
     assert desk.post(f"tickets/{ticket['id']}/reply", {"text": ["list"]})[0] == 400
+
+
+def test_web_channel_endpoints_answer_bad_input_clearly(bot):
+    web = f"{bot.base}/webhooks/web"
+    assert request(f"{web}/token", body={"user": "wangwu"})[0] == 400
+    assert request(f"{web}/token", body=["zhangsan"])[0] == 400
+    assert request(f"{web}/token", raw=b"{not json", method="POST",
+                   headers={"Content-Type": "application/json"})[0] == 400
+    status, anon = request(f"{web}/token", body={})
+    assert status == 200 and anon["user"] is None
+    assert request(f"{web}/history")[0] == 401
+    assert request(f"{web}/history", token="forged.token.value")[0] == 401
+    status, history = request(f"{web}/history", token=anon["token"])
+    assert status == 200 and history == {"messages": [], "paused": False}
+    for path in ("static/../../credentials.yml", "static/chat.html", "static/%2e%2e/web.py"):
+        assert request(f"{web}/{path}")[0] == 404
+    status, page = request(f"{web}/chat")
+    assert status == 200 and "OK钱包 在线客服" in page
