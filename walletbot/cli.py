@@ -244,6 +244,8 @@ def _faq_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def _data_parsers(commands: argparse._SubParsersAction) -> None:
+    from walletbot.trainer.cluster import DEFAULT_THRESHOLD
+    from walletbot.trainer.review import DEFAULT_MIN_CONFIDENCE
     from walletbot.trainer.lint import DEFAULT_MIN_EXAMPLES, DEFAULT_NEAR_DUPLICATE
 
     validate = commands.add_parser(
@@ -285,9 +287,9 @@ def _data_parsers(commands: argparse._SubParsersAction) -> None:
                         help="file to write, .csv or .yml (default: reports/review-<time>.csv)")
     review.add_argument("--reports", type=Path, default=layout.REPORTS, help="reports folder")
     review.add_argument("--days", type=float, help="only the last N days")
-    review.add_argument("--min-confidence", type=float, default=0.5,
+    review.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                         help="messages below this confidence are flagged")
-    review.add_argument("--similarity", type=float, default=0.5,
+    review.add_argument("--similarity", type=float, default=DEFAULT_THRESHOLD,
                         help="cosine similarity (0-1) from which messages share a group")
     review.add_argument("--no-progress", action="store_true", help="no progress bars")
     review.set_defaults(handler=_review)

@@ -202,6 +202,9 @@ def flag_messages(
                 )
                 if target is not None and reason not in target.reasons:
                     target.reasons.append(reason)
+        for message, _ in messages:
+            if FALLBACK in message.reasons and LOW_CONFIDENCE in message.reasons:
+                message.reasons.remove(LOW_CONFIDENCE)  # a fallback says it already
         out += [m for m, _ in messages if m.reasons]
     return out
 

@@ -51,6 +51,8 @@ def write(items: Sequence[ReviewItem], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = as_rows(items)
     if path.suffix.lower() in (".yml", ".yaml"):
+        for row in rows:
+            row["intent"] = None  # written as a bare `intent:` to fill in
         body = yaml.safe_dump(rows, allow_unicode=True, sort_keys=False, width=10_000)
         path.write_text(_HEADER.format(name=path) + body, encoding="utf-8")
         return path
