@@ -28,8 +28,8 @@ from .wechat_doubles import (
 
 
 @pytest.fixture(autouse=True)
-def _sanic_test_mode() -> None:
-    Sanic.test_mode = True
+def _sanic_test_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Sanic, "test_mode", True)
 
 
 @pytest.fixture
