@@ -320,6 +320,43 @@ def test_slow_turn_goes_out_through_the_customer_service_api(stack):
     assert user_texts(bot, "o_demo_lisi") == ["帮我查一下 TU202611220007"]
 
 
+def test_handoff_on_wechat_agent_replies_go_out_through_the_api(stack):
+    """A WeChat user reaches an agent; replies and the score request use the CS API."""
+    from tests.e2e.desk_client import Desk
+
+    bot, api, _, wechat = stack
+    openid = "o_demo_zhangsan"
+    _, _, reply = wechat.post(text_xml(openid, "转人工", new_id()))
+    assert "工单号" in reply["Content"]
+    # Paused: the bot stays silent and WeChat gets the empty "success".
+    status, body, _ = wechat.post(text_xml(openid, "我的钱到底去哪了", new_id()))
+    assert (status, body) == (200, "success")
+
+    desk = Desk(bot.base, "agent1")
+    ticket = desk.ticket_for(openid)
+    assert ticket["channel"] == "wechat" and ticket["user_id"] == "U1001"
+    assert any("我的钱到底去哪了" in line["text"] for line in ticket["transcript"])
+    before = len(api.delivered(openid))
+    assert desk.post(f"tickets/{ticket['id']}/claim")[0] == 200
+    assert desk.post(f"tickets/{ticket['id']}/reply", {"text": "正在为您查询，请稍候"})[0] == 200
+    deadline = time.time() + 20
+    while len(api.delivered(openid)) < before + 2 and time.time() < deadline:
+        time.sleep(0.2)
+    joined, relayed = api.delivered(openid)[before:before + 2]
+    assert "小王" in joined and relayed.endswith("正在为您查询，请稍候")
+
+    assert desk.post(f"tickets/{ticket['id']}/resolve")[0] == 200
+    deadline = time.time() + 20
+    while not any("人工服务已结束" in m for m in api.delivered(openid)) and time.time() < deadline:
+        time.sleep(0.2)
+    [survey] = [m for m in api.delivered(openid) if "人工服务已结束" in m]
+    assert "1." in survey and "5分" in survey  # buttons became numbered options
+    _, _, thanks = wechat.post(text_xml(openid, "1", new_id()))  # option 1 = 5分
+    assert "感谢您的评价" in thanks["Content"]
+    _, detail = desk.get(f"tickets/{ticket['id']}")
+    assert detail["csat"] == 5
+
+
 @pytest.mark.parametrize("body", [
     '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
     '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]><xml><Encrypt>&c;</Encrypt></xml>',
