@@ -25,6 +25,15 @@ _HEADER = (
 )
 
 
+class _BlankNullDumper(yaml.SafeDumper):
+    """Writes None as nothing: ``intent:`` reads as a field to fill in."""
+
+
+_BlankNullDumper.add_representer(
+    type(None), lambda dumper, _: dumper.represent_scalar("tag:yaml.org,2002:null", "")
+)
+
+
 def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else ""
 
@@ -53,7 +62,8 @@ def write(items: Sequence[ReviewItem], path: Path) -> Path:
     if path.suffix.lower() in (".yml", ".yaml"):
         for row in rows:
             row["intent"] = None  # written as a bare `intent:` to fill in
-        body = yaml.safe_dump(rows, allow_unicode=True, sort_keys=False, width=10_000)
+        body = yaml.dump(rows, Dumper=_BlankNullDumper, allow_unicode=True, sort_keys=False,
+                         width=10_000)
         path.write_text(_HEADER.format(name=path) + body, encoding="utf-8")
         return path
     # utf-8-sig: Excel recognises the encoding and shows the Chinese text.
