@@ -25,6 +25,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
+from walletbot.channels import guard
 from walletbot.store import queries
 from walletbot.transactions.service import WalletUnavailable, default_service
 
@@ -38,7 +39,6 @@ STATIC_FILES = {
     "vendor/socket.io.min.js": "text/javascript; charset=utf-8",
 }
 DEMO_USERS = {"zhangsan": ("U1001", "张三"), "lisi": ("U1002", "李四")}
-MAX_MESSAGE_CHARS = 2000
 SOCKETIO_PATH = "/webhooks/web/socket.io"
 
 
@@ -53,6 +53,18 @@ class WebOutput(SocketIOOutput):
         self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any
     ) -> None:
         await self._send_message(recipient_id, {"custom": json_message})
+
+
+class CountingOutput(WebOutput):
+    """Wraps the page's output and counts what the bot sends during a turn."""
+
+    def __init__(self, inner: WebOutput) -> None:
+        super().__init__(inner.sio, inner.bot_message_evt)
+        self.count = 0
+
+    async def _send_message(self, socket_id: Text, response: Any) -> None:
+        self.count += 1
+        await super()._send_message(socket_id, response)
 
 
 class WebChatInput(InputChannel):
@@ -92,6 +104,8 @@ class WebChatInput(InputChannel):
         self.redis_url = redis_url
         self._bind = bind or _bind_in_wallet_db
         self.sio: Optional[AsyncServer] = None
+        self.limiter = guard.RateLimiter.from_env()
+        self._app: Any = None  # the Sanic app, to see whether a conversation is paused
 
     # -- tokens ---------------------------------------------------------------
 
@@ -142,6 +156,10 @@ class WebChatInput(InputChannel):
         sio = self._server()
         self.sio = sio
         bp = SocketBlueprint(sio, SOCKETIO_PATH, "web_webhook", __name__)
+
+        @bp.listener("before_server_start")
+        async def remember_app(app: Any, _loop: Any) -> None:
+            self._app = app
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -218,22 +236,33 @@ class WebChatInput(InputChannel):
             if not sender:
                 return
             text = data.get("message") if isinstance(data, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                await sio.emit("bot_uttered", {"text": "请输入您的问题，例如“怎么提现”。"}, room=sid)
-                return
-            if len(text) > MAX_MESSAGE_CHARS:
-                await sio.emit("bot_uttered", {
-                    "text": f"您的消息太长了（超过{MAX_MESSAGE_CHARS}字），请简要描述您的问题。"},
-                    room=sid)
+            output = WebOutput(sio, "bot_uttered")
+            button = isinstance(text, str) and text.startswith("/") and len(text) <= 200
+            if button:
+                verdict = guard.Verdict(text=text.strip()) if self.limiter.allow(sender) \
+                    else guard.Verdict(reply=guard.RATE_LIMITED)
+            else:
+                verdict = guard.screen(text, sender, self.limiter)
+            if verdict.reply is not None:
+                await output.send_text_message(sender, verdict.reply)
                 return
             metadata: Dict[str, Any] = {}
             title = data.get("title")
-            if isinstance(title, str) and text.startswith("/") and len(title) <= 100:
+            if button and isinstance(title, str) and len(title) <= 100:
                 metadata["button_title"] = title
-            await on_new_message(UserMessage(
-                text.strip(), WebOutput(sio, "bot_uttered"), sender,
-                input_channel=self.name(), metadata=metadata,
-            ))
+            if verdict.masked:
+                await output.send_text_message(sender, guard.PII_REMINDER)
+            sent = CountingOutput(output)
+            apology = await guard.run_turn(
+                lambda: on_new_message(UserMessage(
+                    verdict.text, sent, sender, input_channel=self.name(), metadata=metadata,
+                )),
+                produced=lambda: sent.count,
+                paused=lambda: guard.is_paused(self._app, sender),
+                health=lambda: guard.action_server_up(guard.action_endpoint_of(self._app)),
+            )
+            if apology:
+                await output.send_text_message(sender, apology)
 
         return bp
 

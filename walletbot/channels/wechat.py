@@ -46,6 +46,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from wechatpy.messages import BaseMessage
 
+from walletbot.channels import guard
 from walletbot.channels.wechat_api import DEFAULT_API_BASE, WeChatApiClient
 from walletbot.channels.wechat_dedupe import DedupeStore, make_store
 from walletbot.channels.wechat_format import (
@@ -215,6 +216,8 @@ class WeChatInput(InputChannel):
         self.store = store or make_store(redis_url)
         self.reply_budget = reply_budget
         self._background: Set[asyncio.Task] = set()
+        self.limiter = guard.RateLimiter.from_env()
+        self._app: Any = None  # the Sanic app, to see whether a conversation is paused
 
     def get_output_channel(self) -> OutputChannel:
         """The customer-service API output (for agent replies and pushes)."""
@@ -245,6 +248,7 @@ class WeChatInput(InputChannel):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             started = asyncio.get_running_loop().time()
+            self._app = request.app
             args = _args(request)
             try:
                 message = self.protocol.decode(args, request.body or b"")
@@ -390,19 +394,34 @@ class WeChatInput(InputChannel):
             choices = []
         chosen = choice_payload(text, choices)
         collector = CollectingOutputChannel()
-        try:
-            await on_new_message(
+        if chosen:
+            typed = chosen
+        else:
+            # Mask personal data before Rasa (and its tracker store) sees it;
+            # rate-limit the sender.
+            verdict = guard.screen(text, openid, self.limiter)
+            if verdict.reply is not None:
+                return [{"text": verdict.reply}]
+            typed = verdict.text
+            if verdict.masked:
+                await collector.send_text_message(openid, guard.PII_REMINDER)
+        before = len(collector.messages)
+        apology = await guard.run_turn(
+            lambda: on_new_message(
                 UserMessage(
-                    chosen or text,
+                    typed,
                     collector,
                     openid,
                     input_channel=CHANNEL_NAME,
-                    metadata=_metadata(message, text if chosen else None),
+                    metadata=_metadata(message, guard.mask_incoming(text)[0] if chosen else None),
                 )
-            )
-        except Exception:
-            logger.exception("the bot failed on a WeChat message")
-            return [{"text": ERROR_TEXT}]
+            ),
+            produced=lambda: len(collector.messages) - before,
+            paused=lambda: guard.is_paused(self._app, openid),
+            health=lambda: guard.action_server_up(guard.action_endpoint_of(self._app)),
+        )
+        if apology:
+            return collector.messages + [{"text": ERROR_TEXT}]
         return collector.messages
 
     async def _finish_turn(self, openid: str, messages: Iterable[Dict[str, Any]]) -> List[str]:

@@ -1,0 +1,76 @@
+"""Checks every public channel applies: masking, rate limits, apologies."""
+
+import pytest
+
+from walletbot.channels import guard
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_rate_limit_is_per_sender_and_slides():
+    clock = Clock()
+    limiter = guard.RateLimiter(3, clock=clock)
+    assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("b")
+    clock.now += 59
+    assert not limiter.allow("a")
+    clock.now += 2
+    assert limiter.allow("a")
+
+
+def test_rate_limit_forgets_the_oldest_senders_beyond_its_size():
+    limiter = guard.RateLimiter(1, max_senders=2, clock=Clock())
+    limiter.allow("a"), limiter.allow("b"), limiter.allow("c")
+    assert limiter.allow("a")  # forgotten, so allowed again
+    assert guard.RateLimiter.from_env({"RATE_LIMIT_PER_MINUTE": "0"}).allow("x")
+    assert guard.RateLimiter.from_env({"RATE_LIMIT_PER_MINUTE": "junk"}).per_minute == 30
+
+
+@pytest.mark.parametrize("text, reply", [
+    (None, guard.EMPTY), ("", guard.EMPTY), ("   \n ", guard.EMPTY), (123, guard.EMPTY),
+    ("\x00\x01\x02", guard.EMPTY), ("字" * 2001, guard.TOO_LONG.format(limit=2000)),
+])
+def test_screen_answers_bad_messages(text, reply):
+    assert guard.screen(text, "s", guard.RateLimiter(100)).reply == reply
+
+
+def test_screen_masks_and_strips_control_characters():
+    verdict = guard.screen("卡号6222020200112233445\x07 谢谢", "s", guard.RateLimiter(100))
+    assert verdict.masked and "6222020200112233445" not in verdict.text
+    assert "\x07" not in verdict.text and verdict.text.endswith("谢谢")
+    plain = guard.screen("怎么提现", "s", guard.RateLimiter(100))
+    assert plain.text == "怎么提现" and not plain.masked
+
+
+async def _true():
+    return True
+
+
+async def _false():
+    return False
+
+
+async def test_run_turn_apologises_on_failure_or_silence_with_actions_down():
+    async def boom():
+        raise ConnectionError("redis down")
+
+    async def silent():
+        return None
+
+    assert await guard.run_turn(boom, produced=lambda: 0, paused=_false, health=_true) == guard.FAILED
+    assert await guard.run_turn(silent, produced=lambda: 0, paused=_false, health=_false) == guard.FAILED
+    # Silence is right while a human has the conversation, or when actions are up.
+    assert await guard.run_turn(silent, produced=lambda: 0, paused=_true, health=_false) is None
+    assert await guard.run_turn(silent, produced=lambda: 0, paused=_false, health=_true) is None
+    assert await guard.run_turn(silent, produced=lambda: 1, paused=_false, health=_false) is None
+
+
+async def test_action_server_probe():
+    assert await guard.action_server_up(None) is True
+    assert await guard.action_server_up("http://127.0.0.1:9/webhook", timeout=0.5) is False

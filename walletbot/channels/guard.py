@@ -1,0 +1,176 @@
+"""What every public channel does before and after a bot turn.
+
+- personal data typed by users (card, ID-card, phone numbers, passwords) is
+  masked before the message reaches NLU, the tracker store or any log, and the
+  user is reminded not to send it;
+- a sender who writes too fast gets a polite message instead of a bot turn;
+- when the turn fails (the lock store or tracker store is down) or produces
+  nothing because the action server is unreachable, the user gets a fixed
+  apology instead of silence or a stack trace. The message itself is kept by
+  Rasa whenever the tracker store is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Deque, Dict, Mapping, Optional, Tuple
+
+import aiohttp
+
+from walletbot.privacy import mask_pii
+
+logger = logging.getLogger(__name__)
+
+PII_REMINDER = (
+    "温馨提示：为了您的账户安全，请不要在对话中发送银行卡号、身份证号、手机号、密码或验证码，"
+    "我们已自动隐藏这些信息。OK钱包的客服也不会向您索要密码或验证码。"
+)
+RATE_LIMITED = "您发送消息的速度有点快，请稍等片刻再发，我会继续为您服务。"
+TOO_LONG = "您的消息太长了（超过{limit}字），请简要描述您的问题。"
+EMPTY = "请输入您的问题，例如“怎么提现”或“帮我查一下订单”。"
+FAILED = "抱歉，系统暂时出现故障，您的消息我们已经收到。请稍后再试，或回复“转人工”联系人工客服。"
+
+MAX_MESSAGE_CHARS = 2000
+
+
+def mask_incoming(text: str) -> Tuple[str, bool]:
+    """The text with personal data masked, and whether anything was masked."""
+    masked = mask_pii(text)
+    return masked, masked != text
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with an incoming message: ``text`` to process, or ``reply`` at once."""
+
+    text: Optional[str] = None
+    reply: Optional[str] = None
+    masked: bool = False
+
+
+class RateLimiter:
+    """Sliding-window limit per sender, in memory (per replica).
+
+    Args:
+        per_minute: Messages a sender may send in any 60 seconds.
+        max_senders: Senders remembered at most (oldest forgotten first).
+        clock: Monotonic seconds; tests pass their own.
+    """
+
+    def __init__(self, per_minute: int = 30, *, max_senders: int = 100_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.max_senders = max_senders
+        self.clock = clock
+        self._seen: "OrderedDict[str, Deque[float]]" = OrderedDict()
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "RateLimiter":
+        """``RATE_LIMIT_PER_MINUTE`` (default 30; 0 switches the limit off)."""
+        source = os.environ if environ is None else environ
+        try:
+            per_minute = int(source.get("RATE_LIMIT_PER_MINUTE") or 30)
+        except ValueError:
+            per_minute = 30
+        return cls(per_minute)
+
+    def allow(self, sender: str) -> bool:
+        """Records a message of ``sender``; False if it is over the limit."""
+        if self.per_minute <= 0:
+            return True
+        now = self.clock()
+        window = self._seen.pop(sender, None) or deque()
+        while window and now - window[0] >= 60:
+            window.popleft()
+        allowed = len(window) < self.per_minute
+        if allowed:
+            window.append(now)
+        self._seen[sender] = window
+        while len(self._seen) > self.max_senders:
+            self._seen.popitem(last=False)
+        return allowed
+
+
+def screen(text: Any, sender: str, limiter: RateLimiter,
+           *, max_chars: int = MAX_MESSAGE_CHARS) -> Verdict:
+    """Checks a user message before the bot sees it."""
+    if not isinstance(text, str) or not text.strip():
+        return Verdict(reply=EMPTY)
+    if not limiter.allow(sender):
+        return Verdict(reply=RATE_LIMITED)
+    if len(text) > max_chars:
+        return Verdict(reply=TOO_LONG.format(limit=max_chars))
+    # Control characters other than line breaks carry nothing a user means.
+    cleaned = "".join(ch for ch in text if ch in "\n\t" or ch.isprintable()).strip()
+    if not cleaned:
+        return Verdict(reply=EMPTY)
+    masked, changed = mask_incoming(cleaned)
+    return Verdict(text=masked, masked=changed)
+
+
+def action_endpoint_of(app: Any) -> Optional[str]:
+    """The action server URL the Rasa server in ``app`` uses, if any."""
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    endpoint = getattr(agent, "action_endpoint", None)
+    return getattr(endpoint, "url", None)
+
+
+async def action_server_up(url: Optional[str], timeout: float = 1.0) -> bool:
+    """Whether the action server at ``url`` answers its /health (no URL: True)."""
+    if not url:
+        return True
+    health = url.rsplit("/webhook", 1)[0] + "/health"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.get(health) as response:
+                return response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        return False
+
+
+async def run_turn(
+    turn: Callable[[], Awaitable[Any]],
+    *,
+    produced: Callable[[], int],
+    paused: Callable[[], Awaitable[bool]],
+    health: Callable[[], Awaitable[bool]],
+) -> Optional[str]:
+    """Runs a bot turn; returns the apology to send if the user would get nothing.
+
+    Args:
+        turn: The channel's ``on_new_message(...)`` call.
+        produced: How many bot messages the turn has sent so far.
+        paused: Whether the conversation is paused (a handoff: silence is right).
+        health: Whether the action server is reachable, e.g.
+            ``lambda: action_server_up(action_endpoint_of(app))``.
+    """
+    try:
+        await turn()
+    except Exception as error:  # lock store, tracker store, model: the user must hear something
+        logger.error("bot turn failed: %s: %s", type(error).__name__, error)
+        return FAILED
+    if produced() > 0:
+        return None
+    try:
+        if await paused():
+            return None
+    except Exception:
+        return FAILED
+    if not await health():
+        logger.error("bot turn produced nothing and the action server is unreachable")
+        return FAILED
+    return None
+
+
+async def is_paused(app: Any, sender_id: str) -> bool:
+    """Whether the conversation is paused, from the Rasa server's tracker store."""
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    if agent is None or agent.tracker_store is None:
+        return False
+    tracker = await agent.tracker_store.retrieve(sender_id)
+    return bool(tracker and tracker.is_paused())
