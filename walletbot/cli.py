@@ -418,6 +418,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``walletbot`` console script."""
     args = make_parser().parse_args(argv)
+    from walletbot.trainer.console import quiet_libraries
+
+    quiet_libraries()
     try:
         return args.handler(args)
     except KeyboardInterrupt:

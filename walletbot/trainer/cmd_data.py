@@ -255,7 +255,8 @@ def review_export(
     since = time.time() - since_days * 86400 if since_days else None
     try:
         events = progress_bar(
-            review.read_events(url=tracker_url, since=since), desc="events", enabled=progress
+            review.read_events(url=tracker_url, since=since), desc="tracker events",
+            enabled=progress, unit="event",
         )
         flagged = review.flag_messages(events, min_confidence=min_confidence)
     except Exception as exc:  # SQLAlchemy errors: bad URL, no database, no table

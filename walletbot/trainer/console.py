@@ -77,11 +77,50 @@ def error(message: str, *, stream: Optional[TextIO] = None) -> None:
     print(f"error: {message}", file=stream or sys.stderr)
 
 
-def progress(iterable: Iterable, *, desc: str, total: Optional[int] = None, enabled: bool = True):
+def progress(
+    iterable: Iterable,
+    *,
+    desc: str,
+    total: Optional[int] = None,
+    enabled: bool = True,
+    unit: str = "msg",
+):
     """A tqdm progress bar on stderr (off when ``enabled`` is False)."""
     from tqdm import tqdm
 
+    # disable=None: tqdm switches itself off when stderr is not a terminal.
     return tqdm(
-        iterable, desc=desc, total=total, disable=not enabled, unit="msg",
+        iterable, desc=desc, total=total, disable=None if enabled else True, unit=unit,
         leave=False, file=sys.stderr, dynamic_ncols=True,
     )
+
+
+_NOISE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+# Rasa's own always-on notice about a 2.x feature this project does not use.
+_NOISE_MESSAGES = ("Slot auto-fill has been removed",)
+
+
+def quiet_libraries() -> None:
+    """Silences the start-up chatter of TensorFlow, jieba and deprecated APIs.
+
+    Libraries re-add warning filters when imported, so the filter sits in
+    ``warnings.showwarning``. Rasa's warnings about the data still show.
+    """
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # jieba sets its own logger to DEBUG when imported; disabling survives that.
+    logging.getLogger("jieba").disabled = True
+    shown = warnings.showwarning
+    if getattr(shown, "_walletbot_quiet", False):
+        return
+
+    def showwarning(message, category, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if issubclass(category, _NOISE) or any(m in str(message) for m in _NOISE_MESSAGES):
+            return
+        shown(message, category, *args, **kwargs)
+
+    showwarning._walletbot_quiet = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning

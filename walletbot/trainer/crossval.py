@@ -59,7 +59,7 @@ def cross_validate(
         root = Path(tmp)
         splits = list(splitter.split(messages, labels))
         for n, (train_idx, test_idx) in enumerate(
-            progress_bar(splits, desc="folds", enabled=progress)
+            progress_bar(splits, desc="folds", enabled=progress, unit="fold")
         ):
             fold_dir = root / f"fold{n}"
             fold_dir.mkdir()

@@ -33,7 +33,7 @@ REASONS = (FALLBACK, LOW_CONFIDENCE, ESCALATED, LOW_CSAT)
 
 FALLBACK_ACTIONS = frozenset({
     "action_default_fallback", "action_two_stage_fallback", "utter_ask_rephrase",
-    "utter_default", "utter_offer_human_after_fallback", "utter_rephrase_after_offer",
+    "utter_default", "utter_offer_human_after_fallback",
 })
 _ESCALATION_ACTION_RE = re.compile(r"^action_(handoff|human_handoff|escalat|transfer_to_human)")
 ESCALATION_INTENTS = frozenset({"request_human"})
