@@ -18,7 +18,8 @@ import os
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Deque, Dict, Mapping, Optional, Tuple
+from contextvars import ContextVar
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Mapping, Optional, Tuple
 
 import aiohttp
 
@@ -133,6 +134,28 @@ async def action_server_up(url: Optional[str], timeout: float = 1.0) -> bool:
         return False
 
 
+# Rasa's processor logs, and otherwise swallows, an exception of a custom
+# action (e.g. the action server is down) and goes on predicting, so the user
+# may get a misleading follow-up instead of the answer. The failure is caught
+# from that log record, for the turn (asyncio task context) that caused it.
+_turn_failures: ContextVar[Optional[List[str]]] = ContextVar("walletbot_turn_failures", default=None)
+_FAILURE_PREFIX = "Encountered an exception while running action"
+
+
+class _ActionFailureWatch(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        failures = _turn_failures.get()
+        message = str(record.msg)
+        if failures is not None and message.startswith(_FAILURE_PREFIX):
+            failures.append(message)
+
+
+def _watch_action_failures() -> None:
+    processor_log = logging.getLogger("rasa.core.processor")
+    if not any(isinstance(h, _ActionFailureWatch) for h in processor_log.handlers):
+        processor_log.addHandler(_ActionFailureWatch(level=logging.ERROR))
+
+
 async def run_turn(
     turn: Callable[[], Awaitable[Any]],
     *,
@@ -140,7 +163,10 @@ async def run_turn(
     paused: Callable[[], Awaitable[bool]],
     health: Callable[[], Awaitable[bool]],
 ) -> Optional[str]:
-    """Runs a bot turn; returns the apology to send if the user would get nothing.
+    """Runs a bot turn; returns an apology if it failed or the user would get nothing.
+
+    When an apology is returned, what the bot said during the turn is not to
+    be trusted (an action failed midway) and the caller replaces it.
 
     Args:
         turn: The channel's ``on_new_message(...)`` call.
@@ -149,10 +175,18 @@ async def run_turn(
         health: Whether the action server is reachable, e.g.
             ``lambda: action_server_up(action_endpoint_of(app))``.
     """
+    _watch_action_failures()
+    failures: List[str] = []
+    token = _turn_failures.set(failures)
     try:
         await turn()
     except Exception as error:  # lock store, tracker store, model: the user must hear something
         logger.error("bot turn failed: %s: %s", type(error).__name__, error)
+        return FAILED
+    finally:
+        _turn_failures.reset(token)
+    if failures:
+        logger.error("a custom action failed during the turn; the user gets an apology")
         return FAILED
     if produced() > 0:
         return None

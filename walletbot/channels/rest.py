@@ -83,6 +83,7 @@ class GuardedRestInput(InputChannel):
                 health=lambda: guard.action_server_up(guard.action_endpoint_of(request.app)),
             )
             if apology:
+                del collector.messages[before:]
                 await collector.send_text_message(sender, apology)
             return response.json(collector.messages)
 

@@ -421,7 +421,7 @@ class WeChatInput(InputChannel):
             health=lambda: guard.action_server_up(guard.action_endpoint_of(self._app)),
         )
         if apology:
-            return collector.messages + [{"text": ERROR_TEXT}]
+            return collector.messages[:before] + [{"text": ERROR_TEXT}]
         return collector.messages
 
     async def _finish_turn(self, openid: str, messages: Iterable[Dict[str, Any]]) -> List[str]:

@@ -74,3 +74,20 @@ async def test_run_turn_apologises_on_failure_or_silence_with_actions_down():
 async def test_action_server_probe():
     assert await guard.action_server_up(None) is True
     assert await guard.action_server_up("http://127.0.0.1:9/webhook", timeout=0.5) is False
+
+
+async def test_an_action_failure_logged_by_rasa_fails_the_turn():
+    import logging
+
+    async def failing_action():
+        logging.getLogger("rasa.core.processor").error(
+            "Encountered an exception while running action 'action_x'.Bot will continue")
+
+    async def other_turn():
+        return None
+
+    assert await guard.run_turn(failing_action, produced=lambda: 2, paused=_false,
+                                health=_true) == guard.FAILED
+    # A failure in another turn (outside this context) does not count.
+    logging.getLogger("rasa.core.processor").error("Encountered an exception while running action 'y'")
+    assert await guard.run_turn(other_turn, produced=lambda: 1, paused=_false, health=_true) is None
