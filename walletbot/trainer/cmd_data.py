@@ -12,10 +12,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from walletbot.trainer.console import error, table
-from walletbot.trainer.kb_edit import Paths
+from walletbot.trainer.kb_edit import Addition, NewFaq, Paths
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -45,7 +45,11 @@ def faq_build(*, kb_dir: Path, out: Path, check: bool) -> int:
 
 
 def _apply(
-    additions: Sequence, *, paths: Paths, new_faqs: Optional[Dict] = None, build: bool = True
+    additions: Sequence["Addition"],
+    *,
+    paths: Paths,
+    new_faqs: Optional[Dict[str, "NewFaq"]] = None,
+    build: bool = True,
 ) -> int:
     from walletbot.faq.kb import KnowledgeBaseError
     from walletbot.trainer import kb_edit
@@ -165,7 +169,7 @@ def review_import(*, file: Path, paths: Paths, build: bool = True) -> int:
 # --- validate -----------------------------------------------------------------
 
 
-def run_rasa_validate(*, config: Path, domain: Path, data: Path) -> "tuple[int, List[str]]":
+def run_rasa_validate(*, config: Path, domain: Path, data: Path) -> Tuple[int, List[str]]:
     """Runs ``rasa data validate --fail-on-warnings``; ``(status, warning and error lines)``."""
     command = [
         sys.executable, "-m", "rasa", "data", "validate", "--fail-on-warnings",

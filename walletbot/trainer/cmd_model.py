@@ -7,9 +7,13 @@ lives in the modules it calls.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from walletbot.trainer.console import error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from walletbot.trainer.compare import Comparison
+    from walletbot.trainer.evaluate import TestSet
 
 
 def _rebuild_faq(kb_dir: Optional[Path], faq_nlu: Optional[Path]) -> None:
@@ -62,7 +66,7 @@ def train(
     return 0
 
 
-def _test_set(test: Path, train_data: Optional[Path]):
+def _test_set(test: Path, train_data: Optional[Path]) -> "TestSet":
     from walletbot.trainer.evaluate import load_test_set
 
     return load_test_set(test=test, train_data=train_data)
@@ -115,7 +119,7 @@ def evaluate(
 def _compare(
     *, candidate: Path, current: Path, test: Path, train_data: Optional[Path],
     tolerance: float, intent_tolerance: float, progress: bool,
-):
+) -> "Comparison":
     from walletbot.trainer.compare import compare
     from walletbot.trainer.evaluate import evaluate as run_eval
 

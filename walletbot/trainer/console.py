@@ -56,7 +56,7 @@ def table(
             "  ".join(pad(cell, widths[i], right=i in right) for i, cell in enumerate(row)).rstrip()
         )
         if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
+            lines.append("  ".join("-" * w for w in widths).rstrip())
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -159,7 +159,7 @@ def yaml_scalar(text: str) -> str:
     return dumped[2:].rstrip("\n")
 
 
-def _replace_verified(path: Path, text: str, check) -> None:
+def _replace_verified(path: Path, text: str, check: Callable[[Path], None]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     try:
@@ -280,9 +280,7 @@ def _insert_nlu_block(text: str, new_block: str) -> str:
     return head + new_block + ("\n" + text[end:] if text[end:].strip() else "")
 
 
-def apply(
-    result: Plan, *, paths: Paths
-) -> Dict[Path, int]:
+def apply(result: Plan, *, paths: Paths) -> Dict[Path, int]:
     """Writes a checked plan; returns how many examples went to each file."""
     written: Dict[Path, int] = {}
     for label, texts in sorted(result.add.items()):

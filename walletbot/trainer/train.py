@@ -141,9 +141,12 @@ def train(
             model_to_finetune=str(base) if base else None,
             finetuning_epoch_fraction=epoch_fraction,
         )
-    except RasaException as exc:
-        hint = "; train without --finetune" if base else ""
-        raise TrainingError(f"Rasa refused to train: {exc}{hint}") from exc
+    except Exception as exc:  # Rasa wraps component errors in its own exceptions
+        cause = exc.__cause__ if isinstance(exc, RasaException) and exc.__cause__ else exc
+        hint = "; train without --finetune" if base else "; --verbose shows Rasa's log"
+        raise TrainingError(
+            f"training failed: {type(cause).__name__}: {cause}{hint}"
+        ) from exc
     seconds = time.monotonic() - started
     if result.code != 0 or not result.model:
         raise TrainingError(f"Rasa training failed (code {result.code}); see the log above")
