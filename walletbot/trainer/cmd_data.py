@@ -271,7 +271,7 @@ def review_export(
         item.group = group
     items.sort(key=lambda i: (i.group, -i.count, i.text))
     target = out or reports / f"review-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-    review_file.write(items, target)
+    review_file.write(items, path=target)
     groups = len({i.group for i in items})
     print(f"{len(flagged)} poorly handled messages, {len(items)} distinct, in {groups} groups")
     if items:

@@ -170,7 +170,7 @@ def _replace_verified(path: Path, text: str, check: Callable[[Path], None]) -> N
     os.replace(tmp, path)
 
 
-def add_faq_questions(path: Path, questions: Sequence[str]) -> None:
+def add_faq_questions(*, path: Path, questions: Sequence[str]) -> None:
     """Appends ``questions`` to a knowledge-base file's ``questions`` list."""
     text = path.read_text(encoding="utf-8")
     before = yaml.safe_load(text) or {}
@@ -207,7 +207,7 @@ def add_faq_questions(path: Path, questions: Sequence[str]) -> None:
     _replace_verified(path, new_text, check)
 
 
-def create_faq(path: Path, entry: NewFaq, questions: Sequence[str]) -> None:
+def create_faq(*, path: Path, entry: NewFaq, questions: Sequence[str]) -> None:
     """Writes a new knowledge-base file."""
     answer = "\n".join("  " + line if line else "" for line in entry.answer.strip().split("\n"))
     text = (
@@ -233,7 +233,7 @@ def _nlu_examples(path: Path) -> Dict[str, List[str]]:
     return {b.intent: [e.raw for e in b.examples] for b in src.nlu_blocks(path)}
 
 
-def add_nlu_examples(path: Path, intent: str, examples: Sequence[str]) -> None:
+def add_nlu_examples(*, path: Path, intent: str, examples: Sequence[str]) -> None:
     """Appends examples to ``intent``'s block in an NLU file (a new block if it has none)."""
     text = path.read_text(encoding="utf-8") if path.exists() else 'version: "3.1"\nnlu:\n'
     lines = text.split("\n")
@@ -288,16 +288,16 @@ def apply(result: Plan, *, paths: Paths) -> Dict[Path, int]:
             name = label.split("/", 1)[1]
             path = paths.kb_dir / f"{name}.yml"
             if name in result.create and not path.exists():
-                create_faq(path, result.create[name], texts)
+                create_faq(path=path, entry=result.create[name], questions=texts)
             else:
-                add_faq_questions(path, texts)
+                add_faq_questions(path=path, questions=texts)
         else:
             path = next(
                 (b.path for b in src.all_nlu_blocks(paths.nlu_dir, exclude=[paths.faq_nlu])
                  if b.intent == label),
                 paths.conversation_nlu,
             ) if paths.nlu_dir.exists() else paths.conversation_nlu
-            add_nlu_examples(path, label, texts)
+            add_nlu_examples(path=path, intent=label, examples=texts)
         written[path] = written.get(path, 0) + len(texts)
     return written
 

@@ -7,7 +7,6 @@ project's own layout, so commands run from the repository root need none.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 CONFIG = Path("config.yml")
@@ -31,19 +30,3 @@ def served_model(models_dir: Path) -> Path:
         return Path(configured)
     return models_dir / SERVED_MODEL_NAME
 
-
-@dataclass(frozen=True)
-class ModelsDir:
-    """The models folder: trained candidates, the served model, its history."""
-
-    root: Path
-
-    @property
-    def served(self) -> Path:
-        """The model the bot serves."""
-        return served_model(self.root)
-
-    @property
-    def history(self) -> Path:
-        """Previously served models, newest last by name."""
-        return self.root / HISTORY

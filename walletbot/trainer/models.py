@@ -35,7 +35,7 @@ def sidecar_path(model: Path) -> Path:
     return model.with_name(stem(model) + ".json")
 
 
-def write_sidecar(model: Path, info: Dict[str, Any]) -> Path:
+def write_sidecar(model: Path, *, info: Dict[str, Any]) -> Path:
     """Writes the sidecar of ``model``."""
     path = sidecar_path(model)
     path.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -110,7 +110,7 @@ def render_html(doc: Document, *, title: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def plot_confusion(scores: Scores, path: Path) -> Path:
+def plot_confusion(scores: Scores, *, path: Path) -> Path:
     """Saves the confusion matrix (gold rows, classified columns) as a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -219,7 +219,7 @@ def write_report(
 ) -> Dict[str, Path]:
     """Writes the report files into ``out_dir``; returns them by kind."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: Dict[str, Path] = {"png": plot_confusion(scores, out_dir / "confusion.png")}
+    written: Dict[str, Path] = {"png": plot_confusion(scores, path=out_dir / "confusion.png")}
     doc = build_document(scores, title=title, context=context)
     if "md" in formats:
         written["md"] = out_dir / "report.md"

@@ -55,7 +55,7 @@ def as_rows(items: Sequence[ReviewItem]) -> List[Dict[str, object]]:
     ]
 
 
-def write(items: Sequence[ReviewItem], path: Path) -> Path:
+def write(items: Sequence[ReviewItem], *, path: Path) -> Path:
     """Writes the items as YAML (``.yml``/``.yaml``) or CSV (anything else)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = as_rows(items)

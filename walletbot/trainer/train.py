@@ -153,7 +153,7 @@ def train(
     model = Path(result.model)
     model_files.write_sidecar(
         model,
-        {
+        info={
             "model": model.name,
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "seconds": round(seconds, 1),
