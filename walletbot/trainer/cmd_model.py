@@ -204,13 +204,15 @@ def promote(
     from walletbot.trainer import compare as cmp
     from walletbot.trainer.layout import HISTORY, served_model
     from walletbot.trainer.models import resolve_model
-    from walletbot.trainer.promote import PromotionError, promote as install
+    from walletbot.trainer.promote import PromotionError, promote as install, sha256
 
     served_path = served or served_model(models_dir)
     history = served_path.parent / HISTORY
     try:
         candidate_path = resolve_model(candidate, models_dir=models_dir)
         scores = None
+        if served_path.exists() and sha256(served_path) == sha256(candidate_path):
+            raise PromotionError(f"{candidate_path.name} is already the served model")
         if served_path.exists():
             result = _compare(
                 candidate=candidate_path, current=served_path, test=test,

@@ -29,6 +29,9 @@ def test_first_promotion_needs_no_comparison(tmp_path, capsys):
     assert main(["promote", str(candidate), "--models-dir", str(models)]) == 0
     assert (models / "walletbot.tar.gz").read_bytes() == b"first"
     assert "promoting without comparison" in capsys.readouterr().out
+    # The same model again: refused at once, before any scoring.
+    assert main(["promote", str(candidate), "--models-dir", str(models)]) == 2
+    assert "is already the served model" in capsys.readouterr().err
 
 
 def test_promote_keeps_the_previous_model_and_rollback_restores_it(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -186,6 +187,11 @@ def test_low_confidence_threshold_is_configurable(tracker_db):
     flagged = review.flag_messages(review.read_events(url=tracker_db), min_confidence=0.95)
     texts = {m.text for m in flagged}
     assert "为什么我的钱少了" in texts and "你好" not in texts
+
+
+def test_only_recent_events_are_read(tracker_db):
+    assert len(list(review.read_events(url=tracker_db, since=time.time() - 3600))) > 20
+    assert list(review.read_events(url=tracker_db, since=time.time() + 3600)) == []
 
 
 def test_grouping_is_by_similarity():
