@@ -230,7 +230,7 @@ class WebChatInput(InputChannel):
             return True
 
         @sio.on("user_uttered")
-        async def handle_message(sid: Text, data: Any) -> None:
+        async def handle_message(sid: Text, data: Any = None) -> None:
             session = await sio.get_session(sid)
             sender = session.get("sender") if session else None
             if not sender:
