@@ -1,0 +1,348 @@
+"""The production profile end to end: scripts/prod.sh with two Rasa replicas behind nginx.
+
+One stack for the module (PostgreSQL, Redis, action server, two replicas,
+nginx; about 90 s to start). Users talk to replica A, replica B and nginx in
+turn, concurrently; the tracker store in PostgreSQL must then hold every
+message once, in the order sent, each followed by the answer its sender got.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Tuple
+
+import aiohttp
+import jwt
+import psycopg2
+import pytest
+import redis
+import socketio
+import websockets
+import yarl
+
+from tests.prod.conftest import ProdStack, http
+
+pytestmark = pytest.mark.slow
+
+# Training-set questions and small talk: each gets an answer and none pauses the bot.
+QUESTIONS = ["你好", "提现多久到账", "怎么充值", "提现手续费", "怎么注册", "app在哪下载", "怎么退款", "谢谢"]
+
+Sent = Tuple[str, List[str]]  # (message, texts of the answer the sender got)
+
+
+def bot_texts(answer: List[Dict[str, Any]]) -> List[str]:
+    return [m.get("text") or "" for m in answer]
+
+
+def turns(events: List[Dict[str, Any]]) -> List[Sent]:
+    """The conversation as (user text, bot texts until the next user message)."""
+    result: List[Sent] = []
+    for event in events:
+        if event["event"] == "user":
+            result.append((event.get("text") or "", []))
+        elif event["event"] == "bot" and result:
+            result[-1][1].append(event.get("text") or "")
+    return result
+
+
+def stored_user_texts(stack: ProdStack, sender: str) -> List[str]:
+    """User messages of ``sender`` as rows of Rasa's `events` table, by id."""
+    with psycopg2.connect(stack.env["TRACKER_DB_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT data FROM events WHERE sender_id = %s AND type_name = 'user' "
+                    "ORDER BY id", [sender])
+        return [json.loads(row[0]).get("text") for row in cur.fetchall()]
+
+
+def run_together(jobs: List[Any]) -> List[Any]:
+    """Runs the callables at the same moment, one thread each; their results."""
+    barrier = threading.Barrier(len(jobs))
+
+    def run(job: Any) -> Any:
+        barrier.wait(timeout=30)
+        return job()
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        return [f.result(timeout=240) for f in [pool.submit(run, job) for job in jobs]]
+
+
+def test_interleaved_users_on_both_replicas_keep_order_and_completeness(prod_stack: ProdStack):
+    stack = prod_stack
+    a, b = stack.replicas
+    targets = [a, b, stack.nginx]
+    users = ["zhangsan", "lisi", "prod-visitor-3", "prod-visitor-4"]
+
+    def conversation(index: int, user: str) -> List[Sent]:
+        sent = []
+        for k in range(len(QUESTIONS)):
+            text = QUESTIONS[(index + k) % len(QUESTIONS)]  # another order for each user
+            base = targets[(index + k) % 3]                 # A, B, nginx, A, ...: never twice
+            sent.append((text, bot_texts(stack.say(base, user, text))))
+        return sent
+
+    results = run_together([lambda i=i, u=u: conversation(i, u) for i, u in enumerate(users)])
+
+    for user, sent in zip(users, results):
+        assert all(answer for _, answer in sent), f"{user}: a message got no answer: {sent}"
+        # Read back through each replica and nginx: all see the same, complete conversation.
+        for base in targets:
+            assert turns(stack.tracker(base, user)["events"]) == sent, (user, base)
+        assert stored_user_texts(stack, user) == [text for text, _ in sent], user
+
+
+def test_one_user_on_both_replicas_at_once_is_serialised(prod_stack: ProdStack):
+    """Messages of one conversation racing on A and B: one turn at a time, none lost."""
+    stack = prod_stack
+    a, b = stack.replicas
+    on_a, on_b = QUESTIONS[1:4], QUESTIONS[4:7]
+    users = ["burst-1", "burst-2", "burst-3"]
+
+    def send(base: str, user: str, texts: List[str]) -> List[Sent]:
+        return [(text, bot_texts(stack.say(base, user, text))) for text in texts]
+
+    jobs = []
+    for user in users:
+        jobs += [lambda u=user: send(a, u, on_a), lambda u=user: send(b, u, on_b)]
+    results = run_together(jobs)
+
+    for n, user in enumerate(users):
+        sent_a, sent_b = results[2 * n], results[2 * n + 1]
+        stored = turns(stack.tracker(stack.nginx, user)["events"])
+        # Every message exactly once; each replica's messages in their order.
+        assert sorted(t for t, _ in stored) == sorted(on_a + on_b), (user, stored)
+        assert [t for t, _ in stored if t in on_a] == on_a
+        assert [t for t, _ in stored if t in on_b] == on_b
+        # Turns never overlap: after each message come exactly the answers its sender got.
+        assert sorted(stored) == sorted(sent_a + sent_b), (user, stored, sent_a, sent_b)
+        assert stored_user_texts(stack, user) == [t for t, _ in stored]
+
+
+def test_the_lock_store_is_redis_and_shared_by_both_replicas(prod_stack: ProdStack):
+    stack = prod_stack
+    client = redis.Redis.from_url(stack.redis_url)
+    seen: List[Dict[str, Any]] = []
+    listening = threading.Event()
+
+    def monitor() -> None:
+        with client.monitor() as commands:
+            listening.set()
+            for command in commands.listen():
+                if "stop-monitor" in command["command"]:
+                    return
+                seen.append(command)
+
+    watcher = threading.Thread(target=monitor, daemon=True)
+    watcher.start()
+    assert listening.wait(10)
+    time.sleep(0.2)
+    a, b = stack.replicas
+    run_together([lambda: stack.say(a, "lock-user", "怎么充值"),
+                  lambda: stack.say(b, "lock-user", "提现手续费")])
+    client.echo("stop-monitor")
+    watcher.join(10)
+
+    key = "walletbot:lock:lock-user"
+    on_key = [c for c in seen if key in c["command"]]
+    clients = {(c["client_address"], c["client_port"]) for c in on_key}
+    issued = [c for c in on_key if c["command"].startswith("SET ") and "number" in c["command"]]
+    assert len(clients) >= 2, f"lock commands from one client only: {on_key}"
+    assert any(c["command"].startswith("WATCH") for c in on_key)  # the atomic lock store
+    assert len(issued) >= 2
+    assert client.keys("walletbot:lock:*") == []  # every lock released
+    assert [t for t, _ in turns(stack.tracker(a, "lock-user")["events"])] in (
+        ["怎么充值", "提现手续费"], ["提现手续费", "怎么充值"])
+
+
+def test_handoff_ticket_lands_in_the_postgres_wallet_db(prod_stack: ProdStack):
+    stack = prod_stack
+    a, _ = stack.replicas
+    stack.say(a, "prod-handoff", "你好")
+    answer = " ".join(bot_texts(stack.say(stack.nginx, "prod-handoff", "转人工")))
+    with psycopg2.connect(stack.env["WALLET_DB_URL"]) as conn, conn.cursor() as cur:
+        cur.execute("SELECT ticket_id, channel, category, status FROM tickets WHERE sender_id = %s",
+                    ["prod-handoff"])
+        rows = cur.fetchall()
+    assert len(rows) == 1, rows
+    ticket_id, channel, category, status = rows[0]
+    assert (channel, category, status) == ("rest", "request_human", "queued")
+    assert f"T{ticket_id:06d}" in answer, answer
+
+
+def test_http_api_through_nginx_needs_the_token(prod_stack: ProdStack):
+    stack = prod_stack
+    assert http(f"{stack.nginx}/conversations/zhangsan/tracker")[0] == 401
+    assert http(f"{stack.nginx}/conversations/zhangsan/tracker?token=wrong")[0] == 401
+    assert http(f"{stack.nginx}/status?token={stack.token}")[0] == 200
+
+
+def route_cookies(stack: ProdStack) -> Dict[str, str]:
+    """A `wb_route` cookie value that nginx sends to each replica (``host:port`` → value)."""
+    found: Dict[str, str] = {}
+    for i in range(64):
+        value = f"{i:032x}"
+        status, _, headers = http(f"{stack.nginx}/webhooks/web/", headers={"Cookie": f"wb_route={value}"})
+        assert status == 200
+        assert f"wb_route={value}" in headers.get("Set-Cookie", "")
+        time.sleep(0.05)
+        line = [l for l in stack.access_log.read_text().splitlines() if '"GET /webhooks/web/"' in l][-1]
+        upstream = line.split("upstream=")[1].split()[0]
+        found.setdefault(upstream, value)
+        if len(found) == 2:
+            return found
+    raise AssertionError(f"nginx sent every web session to the same replica: {found}")
+
+
+def message_text(data: Dict[str, Any]) -> str:
+    """Text of a ``bot_uttered`` event: the bot's, or an agent's (``{"custom": {...}}``)."""
+    return data.get("text") or (data.get("custom") or {}).get("text") or ""
+
+
+class PollingChat:
+    """The web page's socket.io client on long-polling, with the page's cookies."""
+
+    def __init__(self, base: str, cookie: str) -> None:
+        self.base, self.cookie, self.got = base, cookie, []  # type: ignore[var-annotated]
+
+    async def open(self, token: str) -> None:
+        # Like a browser holding the page's cookie (unsafe=True: aiohttp otherwise keeps
+        # no cookie for an IP address such as 127.0.0.1).
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.http.cookie_jar.update_cookies({"wb_route": self.cookie},
+                                            yarl.URL(f"{self.base}/webhooks/web/"))
+        self.client = socketio.AsyncClient(reconnection=False, http_session=self.http)
+        self.client.on("bot_uttered", lambda data: self.got.append(message_text(data)))
+        await self.client.connect(self.base, socketio_path="/webhooks/web/socket.io",
+                                  auth={"token": token}, transports=["polling"], wait_timeout=20)
+
+    async def say(self, text: str) -> None:
+        await self.client.emit("user_uttered", {"message": text})
+
+    async def close(self) -> None:
+        # disconnect() would wait for the pending long-poll (up to the 25 s ping).
+        try:
+            await asyncio.wait_for(self.client.disconnect(), 2)
+        except asyncio.TimeoutError:
+            pass
+        await self.http.close()
+
+
+class WebSocketChat:
+    """socket.io over a WebSocket from the first request (engine.io v4 packets by hand).
+
+    python-engineio's own WebSocket client needs a newer aiohttp than Rasa allows.
+    """
+
+    def __init__(self, base: str, cookie: str) -> None:
+        self.url = base.replace("http://", "ws://") + "/webhooks/web/socket.io/?EIO=4&transport=websocket"
+        self.cookie, self.got = cookie, []  # type: ignore[var-annotated]
+        self.connected = asyncio.Event()
+
+    async def open(self, token: str) -> None:
+        self.ws = await websockets.connect(self.url, extra_headers={"Cookie": f"wb_route={self.cookie}"})
+        assert (await asyncio.wait_for(self.ws.recv(), 20)).startswith("0{")  # engine.io open
+        await self.ws.send("40" + json.dumps({"token": token}))              # socket.io connect
+        self.reader = asyncio.create_task(self._read())
+        await asyncio.wait_for(self.connected.wait(), 20)
+
+    async def _read(self) -> None:
+        async for packet in self.ws:
+            if packet == "2":
+                await self.ws.send("3")  # pong
+            elif packet.startswith("40"):
+                self.connected.set()
+            elif packet.startswith("42"):
+                event, *args = json.loads(packet[2:])
+                if event == "bot_uttered":
+                    self.got.append(message_text(args[0]))
+
+    async def say(self, text: str) -> None:
+        await self.ws.send("42" + json.dumps(["user_uttered", {"message": text}]))
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+
+
+async def wait_for(got: List[str], needle: str) -> None:
+    for _ in range(150):
+        if any(needle in text for text in got):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no message containing {needle!r}: {got}")
+
+
+async def test_web_chat_through_nginx_is_sticky_and_fans_out_across_replicas(prod_stack: ProdStack):
+    """socket.io through nginx (long-polling and WebSocket); an agent on the other replica."""
+    stack = prod_stack
+    log_start = len(stack.access_log.read_text())
+    cookies = route_cookies(stack)
+    (polling_upstream, polling_cookie), (ws_upstream, ws_cookie) = sorted(cookies.items())
+    polling = PollingChat(stack.nginx, polling_cookie)
+    socket_chat = WebSocketChat(stack.nginx, ws_cookie)
+    opened = []
+    try:
+        sessions = []
+        for chat in (polling, socket_chat):
+            status, issued, _ = http(f"{stack.nginx}/webhooks/web/token", body={})
+            assert status == 200, issued
+            sessions.append(jwt.decode(issued["token"], options={"verify_signature": False})["sub"])
+            await chat.open(issued["token"])
+            opened.append(chat)
+        for chat in opened:
+            await chat.say("提现多久到账")
+        for chat in opened:
+            await wait_for(chat.got, "工作日")
+
+        # Handoff from the polling page (on one replica); the agent uses the other one.
+        await polling.say("转人工")
+        await wait_for(polling.got, "工单")
+        other = next(r for r in stack.replicas if not r.endswith(polling_upstream))
+        token = await asyncio.to_thread(desk_login, other, stack.agent_password)
+        ticket = await asyncio.to_thread(desk_ticket_for, other, token, sessions[0])
+        for path, body in ((f"tickets/{ticket}/claim", {}),
+                           (f"tickets/{ticket}/reply", {"text": "跨副本的人工回复"})):
+            status, answer, _ = await asyncio.to_thread(
+                http, f"{other}/webhooks/desk/api/{path}", body=body,
+                headers={"Authorization": f"Bearer {token}"})
+            assert status == 200, answer
+        # Emitted on the other replica, delivered through Redis to this page's session.
+        await wait_for(polling.got, "跨副本的人工回复")
+    finally:
+        for chat in opened:
+            await chat.close()
+    log = stack.access_log.read_text()[log_start:]
+    # Every long-poll reached the replica holding its session; the WebSocket was upgraded.
+    assert '/webhooks/web/socket.io/" 400' not in log, log
+    assert f'"GET /webhooks/web/socket.io/" 101' in log and ws_upstream in log
+
+
+def desk_login(base: str, password: str) -> str:
+    status, body, _ = http(f"{base}/webhooks/desk/login", body={"login": "admin", "password": password})
+    assert status == 200, body
+    return body["token"]
+
+
+def desk_ticket_for(base: str, token: str, sender: str) -> int:
+    status, body, _ = http(f"{base}/webhooks/desk/api/tickets", headers={"Authorization": f"Bearer {token}"})
+    assert status == 200, body
+    matches = [t["id"] for t in body["tickets"] if t["sender_id"] == sender]
+    assert len(matches) == 1, body
+    return matches[0]
+
+
+def test_ctrl_c_stops_every_process(prod_stack: ProdStack):
+    """Last in the module: SIGINT to the process group, as Ctrl-C in a terminal."""
+    stack = prod_stack
+    started = time.time()
+    stack.stop()
+    assert time.time() - started < 60
+    log = stack.log.read_text(errors="replace")
+    assert "prod.sh: stopped" in log
+    assert "database system is shut down" in log  # PostgreSQL shut down cleanly
+    for name, port in stack.ports.items():
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"{name} still listening on {port}"
