@@ -8,10 +8,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sanic import Sanic
 
 from walletbot.settings import PROJECT_ROOT, apply_dev_defaults
 
 apply_dev_defaults()
+# Many Sanic apps start in one test process (channels in-process, Rasa's own).
+# Test mode makes Sanic apply its start-up code rewriting ("touch-up") to the
+# original methods every time, instead of to already rewritten ones, which
+# fails with KeyError: 'connection_task'.
+Sanic.test_mode = True
 
 MODEL_PATH = PROJECT_ROOT / "models" / "walletbot.tar.gz"
 # Final, untouched test set; nlu_dev.yml is the development set used for tuning.

@@ -238,24 +238,3 @@ async def test_a_suggestion_is_kept_masked(handoff, service):
         (comment,) = conn.execute(sa.select(feedback.c.comment)).scalars().all()
     assert "夜间客服" in comment and "13812345678" not in comment
 
-
-async def test_a_new_session_stays_paused_while_the_ticket_is_open(handoff, service):
-    from actions.session import ActionSessionStart
-
-    events = listen() + [user("转人工", "request_human")]
-    await run(ActionHandoff(handoff), events)
-    domain = {"session_config": {"carry_over_slots_to_new_session": True}}
-    t = Tracker(sender_id="zhangsan", slots={"order_id": "WD202611180002", "amount": None},
-                latest_message={}, events=events, paused=True, followup_action=None,
-                active_loop={}, latest_action_name="action_listen")
-    result = await ActionSessionStart(handoff).run(CollectingDispatcher(), t, domain)
-    kinds = [e["event"] for e in result]
-    assert kinds == ["session_started", "slot", "pause", "action"]
-    assert result[1]["name"] == "order_id"
-
-    (ticket,) = all_tickets(service)
-    with service._engine_ready().begin() as conn:
-        tq.claim_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="a1")
-        tq.resolve_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="a1")
-    result = await ActionSessionStart(handoff).run(CollectingDispatcher(), t, domain)
-    assert [e["event"] for e in result] == ["session_started", "slot", "action"]

@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.conftest import start_bot
 from tests.e2e.desk_client import Desk, request, tracker
+from walletbot.channels import guard
 
 pytestmark = pytest.mark.slow
 
@@ -58,8 +59,11 @@ def test_request_human_pauses_and_the_agent_relays_and_hands_back(bot):
     assert "工单号 T" in first
     assert tracker(bot.base, sender)["paused"] is True
 
-    # While paused the bot is silent, but what the user writes is kept.
-    assert bot.say(sender, "我的提现还没到，卡号6222020200112233445") == []
+    # While paused the bot is silent, but what the user writes is kept (masked,
+    # with the reminder not to send card numbers).
+    assert bot.say(sender, "我还在等") == []
+    replies = bot.say(sender, "我的提现还没到，卡号6222020200112233445")
+    assert [r["text"] for r in replies] == [guard.PII_REMINDER]
 
     agent1, agent2 = Desk(bot.base, "agent1"), Desk(bot.base, "agent2")
     ticket = agent1.ticket_for(sender)

@@ -69,11 +69,9 @@ def test_action_server_down_gives_an_apology_and_keeps_the_message(stack):
         assert reply == guard.FAILED
         users = [e["text"] for e in tracker(stack.base, "zhangsan")["events"] if e["event"] == "user"]
         assert users[-1] == "帮我查一下TU202611200001"
-        # Answers that need no action still work in an ongoing conversation...
+        # Answers that need no action still work, for new conversations too.
         assert "提现步骤如下" in stack.text("zhangsan", "怎么提现")
-        # ...while a new conversation needs the action server for its session
-        # start (it keeps a pending handoff paused), so it gets the apology.
-        assert stack.text("new-user", "怎么提现") == guard.FAILED
+        assert "提现步骤如下" in stack.text("new-user", "怎么提现")
     finally:
         stack.start_actions()
     assert "TU202611200001" in stack.text("zhangsan", "帮我查一下TU202611200001")

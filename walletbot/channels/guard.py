@@ -159,6 +159,8 @@ def _watch_action_failures() -> None:
 async def run_turn(
     turn: Callable[[], Awaitable[Any]],
     *,
+    app: Any = None,
+    message: Any = None,
     produced: Callable[[], int],
     paused: Callable[[], Awaitable[bool]],
     health: Callable[[], Awaitable[bool]],
@@ -170,6 +172,9 @@ async def run_turn(
 
     Args:
         turn: The channel's ``on_new_message(...)`` call.
+        app: The Rasa server's Sanic app; with ``message``, a paused
+            conversation only stores the message (see :func:`keep_while_paused`).
+        message: The ``UserMessage`` the turn is about.
         produced: How many bot messages the turn has sent so far.
         paused: Whether the conversation is paused (a handoff: silence is right).
         health: Whether the action server is reachable, e.g.
@@ -179,6 +184,8 @@ async def run_turn(
     failures: List[str] = []
     token = _turn_failures.set(failures)
     try:
+        if app is not None and message is not None and await keep_while_paused(app, message):
+            return None
         await turn()
     except Exception as error:  # lock store, tracker store, model: the user must hear something
         logger.error("bot turn failed: %s: %s", type(error).__name__, error)
@@ -199,6 +206,34 @@ async def run_turn(
         logger.error("bot turn produced nothing and the action server is unreachable")
         return FAILED
     return None
+
+
+async def keep_while_paused(app: Any, message: Any) -> bool:
+    """Stores the message without a bot turn if a human has the conversation.
+
+    Rasa would also stay silent, but it starts a new session first when the
+    user has been quiet longer than ``session_expiration_time`` (a long wait
+    in the queue), and a new session is no longer paused. Logging the message
+    here keeps the bot silent until the agent hands the conversation back.
+
+    Returns:
+        Whether the message was stored (the caller then answers nothing).
+    """
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    if agent is None or agent.tracker_store is None or agent.lock_store is None:
+        return False
+    from rasa.shared.core.events import UserUttered
+
+    async with agent.lock_store.lock(message.sender_id):
+        tracker = await agent.tracker_store.retrieve(message.sender_id)
+        if tracker is None or not tracker.is_paused():
+            return False
+        tracker.update(UserUttered(
+            message.text, input_channel=message.input_channel,
+            metadata=message.metadata, message_id=message.message_id,
+        ))
+        await agent.tracker_store.save(tracker)
+    return True
 
 
 async def is_paused(app: Any, sender_id: str) -> bool:

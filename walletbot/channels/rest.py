@@ -74,10 +74,13 @@ class GuardedRestInput(InputChannel):
             if verdict.masked:
                 await collector.send_text_message(sender, guard.PII_REMINDER)
             before = len(collector.messages)
+            message = UserMessage(
+                verdict.text, collector, sender, input_channel=self.name(), metadata=metadata,
+            )
             apology = await guard.run_turn(
-                lambda: on_new_message(UserMessage(
-                    verdict.text, collector, sender, input_channel=self.name(), metadata=metadata,
-                )),
+                lambda: on_new_message(message),
+                app=request.app,
+                message=message,
                 produced=lambda: len(collector.messages) - before,
                 paused=lambda: guard.is_paused(request.app, sender),
                 health=lambda: guard.action_server_up(guard.action_endpoint_of(request.app)),

@@ -253,10 +253,13 @@ class WebChatInput(InputChannel):
             if verdict.masked:
                 await output.send_text_message(sender, guard.PII_REMINDER)
             sent = CountingOutput(output)
+            message = UserMessage(
+                verdict.text, sent, sender, input_channel=self.name(), metadata=metadata,
+            )
             apology = await guard.run_turn(
-                lambda: on_new_message(UserMessage(
-                    verdict.text, sent, sender, input_channel=self.name(), metadata=metadata,
-                )),
+                lambda: on_new_message(message),
+                app=self._app,
+                message=message,
                 produced=lambda: sent.count,
                 paused=lambda: guard.is_paused(self._app, sender),
                 health=lambda: guard.action_server_up(guard.action_endpoint_of(self._app)),

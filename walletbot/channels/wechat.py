@@ -406,16 +406,17 @@ class WeChatInput(InputChannel):
             if verdict.masked:
                 await collector.send_text_message(openid, guard.PII_REMINDER)
         before = len(collector.messages)
+        user_message = UserMessage(
+            typed,
+            collector,
+            openid,
+            input_channel=CHANNEL_NAME,
+            metadata=_metadata(message, guard.mask_incoming(text)[0] if chosen else None),
+        )
         apology = await guard.run_turn(
-            lambda: on_new_message(
-                UserMessage(
-                    typed,
-                    collector,
-                    openid,
-                    input_channel=CHANNEL_NAME,
-                    metadata=_metadata(message, guard.mask_incoming(text)[0] if chosen else None),
-                )
-            ),
+            lambda: on_new_message(user_message),
+            app=self._app,
+            message=user_message,
             produced=lambda: len(collector.messages) - before,
             paused=lambda: guard.is_paused(self._app, openid),
             health=lambda: guard.action_server_up(guard.action_endpoint_of(self._app)),

@@ -116,12 +116,6 @@ class HandoffService:
             frozen=freeze and user_id is not None,
         )
 
-    async def open_ticket(self, *, channel: str, sender_id: str) -> Optional[Ticket]:
-        """The conversation's open ticket, if any."""
-        return await self.wallet.run(
-            ticket_queries.open_ticket_for, channel=channel, sender_id=sender_id
-        )
-
     async def rate_latest(self, *, channel: str, sender_id: str, score: int) -> Optional[Ticket]:
         """Stores a 1–5 score for the conversation's latest unrated resolved ticket.
 

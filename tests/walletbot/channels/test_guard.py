@@ -91,3 +91,48 @@ async def test_an_action_failure_logged_by_rasa_fails_the_turn():
     # A failure in another turn (outside this context) does not count.
     logging.getLogger("rasa.core.processor").error("Encountered an exception while running action 'y'")
     assert await guard.run_turn(other_turn, produced=lambda: 1, paused=_false, health=_true) is None
+
+
+class _App:
+    """Just enough of the Rasa server's app: ctx.agent with stores."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from rasa.core.lock_store import InMemoryLockStore
+        from rasa.core.tracker_store import InMemoryTrackerStore
+        from rasa.shared.core.domain import Domain
+
+        store = InMemoryTrackerStore(Domain.empty())
+        self.ctx = SimpleNamespace(agent=SimpleNamespace(tracker_store=store,
+                                                         lock_store=InMemoryLockStore()))
+
+
+async def test_a_paused_conversation_only_stores_the_message_even_after_a_long_wait():
+    from rasa.core.channels.channel import UserMessage
+    from rasa.shared.core.events import ConversationPaused, SessionStarted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    app = _App()
+    store = app.ctx.agent.tracker_store
+    paused = DialogueStateTracker.from_events("waiting", [
+        SessionStarted(timestamp=1.0), UserUttered("转人工", timestamp=2.0),
+        ConversationPaused(timestamp=3.0)])  # hours ago: Rasa would start a new session
+    await store.save(paused)
+    turns = []
+
+    async def turn():
+        turns.append(1)
+
+    message = UserMessage("还有人吗", None, "waiting", input_channel="web")
+    assert await guard.run_turn(turn, app=app, message=message, produced=lambda: 0,
+                                paused=_true, health=_false) is None
+    assert turns == []
+    tracker = await store.retrieve("waiting")
+    assert tracker.latest_message.text == "还有人吗" and tracker.is_paused()
+
+    # A conversation nobody paused goes to the bot as usual.
+    other = UserMessage("你好", None, "free", input_channel="web")
+    await guard.run_turn(turn, app=app, message=other, produced=lambda: 1, paused=_false,
+                         health=_true)
+    assert turns == [1]
