@@ -2,6 +2,7 @@
 
     python scripts/prod/bootstrap.py check-local     # prints the local cluster's port
     python scripts/prod/bootstrap.py setup --admin-url postgresql://postgres@/postgres?host=...
+    POSTGRES_ADMIN_URL=postgresql://postgres:<pw>@postgres/postgres python scripts/prod/bootstrap.py setup
 
 ``setup`` connects as a superuser (``--admin-url``) and, for ``TRACKER_DB_URL``
 and ``WALLET_DB_URL`` (environment), creates the login role with the URL's
@@ -133,10 +134,13 @@ def main(argv: List[str]) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check-local", help="print the local cluster's port")
     setup_parser = commands.add_parser("setup", help="roles, databases and tables")
-    setup_parser.add_argument("--admin-url", required=True,
-                              help="SQLAlchemy URL of a superuser connection")
+    setup_parser.add_argument("--admin-url", default=os.environ.get("POSTGRES_ADMIN_URL"),
+                              help="SQLAlchemy URL of a superuser connection "
+                                   "(default: $POSTGRES_ADMIN_URL, which keeps it out of `ps`)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "setup" and not args.admin_url:
+            raise SetupError("give --admin-url or set POSTGRES_ADMIN_URL")
         if args.command == "check-local":
             print(check_local(dict(os.environ)))
         else:
