@@ -53,6 +53,8 @@ load_env config/prod/prod.env no
 export WALLETBOT_ENV=production
 export ACTION_ENDPOINT_URL=${ACTION_ENDPOINT_URL:-http://127.0.0.1:$ACTION_PORT/webhook}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+# Rasa's dependencies print pages of DeprecationWarnings at start-up.
+export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::DeprecationWarning}
 PY=$ROOT/.venv/bin/python
 RASA=$ROOT/.venv/bin/rasa
 DATA=${PROD_DATA_DIR:-var/prod}
@@ -277,5 +279,5 @@ EOF
 
 status=0
 wait -n -p died "${APP_PIDS[@]}" "${DB_PIDS[@]}" || status=$?
-say "${NAMES[$died]:-a process} exited (status $status); stopping the others" >&2
+say "${NAMES[$died]:-a process} exited (status $status); stopping everything" >&2
 exit 1
