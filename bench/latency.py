@@ -1,0 +1,269 @@
+"""Latency, throughput and cost of the bot, side by side with a bare Rasa server.
+
+Starts, in one run:
+  * a bare Rasa server on a minimal model (bench/minimal: 2 intents, no actions,
+    in-memory tracker store) - the baseline;
+  * the bot as `make run` starts it (action server + Rasa, SQL tracker store
+    and wallet DB on SQLite, every channel), with the rate limit off.
+Then N concurrent simulated users (each its own sender) talk for a fixed time
+to: the bare server's REST channel, the bot's REST channel, the bot's WeChat
+webhook (signed plaintext XML). Bot users alternate an FAQ question and a
+transaction lookup (action server + wallet DB in the loop).
+
+    . scripts/env.sh && .venv/bin/python bench/latency.py [--duration 20] [--users 1,10,50]
+
+Prints a Markdown table (messages/s, p50/p95/p99 in ms, errors, ratios to the
+bare server) and the cost figures (model load time, resident memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+MINIMAL = ROOT / "bench" / "minimal"
+BOT_MODEL = ROOT / "models" / "walletbot.tar.gz"
+TOKEN = os.environ.get("WECHAT_TOKEN", "dev-wechat-token")
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"process for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        pids += [int(p) for p in children.split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class Server:
+    def __init__(self, name: str, argv: List[str], env: Dict[str, str], ready_url: str,
+                 log: Path) -> None:
+        self.name = name
+        started = time.time()
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True,
+                                        stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        wait_ready(ready_url, self.process)
+        self.load_seconds = time.time() - started
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def train_minimal(out: Path) -> Path:
+    model = out / "minimal.tar.gz"
+    if not model.exists():
+        subprocess.run([str(BIN / "rasa"), "train", "--config", "config.yml", "--domain",
+                        "domain.yml", "--data", "data", "--out", str(out),
+                        "--fixed-model-name", "minimal"],
+                       cwd=MINIMAL, check=True, capture_output=True)
+    return model
+
+
+def wechat_request(base: str, openid: str, text: str, msg_id: int) -> tuple:
+    timestamp, nonce = str(int(time.time())), f"n{msg_id}"
+    signature = hashlib.sha1("".join(sorted([TOKEN, timestamp, nonce])).encode()).hexdigest()
+    url = (f"{base}/webhooks/wechat/webhook?signature={signature}&timestamp={timestamp}"
+           f"&nonce={nonce}")
+    body = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
+            f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    return url, body.encode()
+
+
+async def user_loop(session: aiohttp.ClientSession, target: str, base: str, sender: str,
+                    messages: List[str], stop_at: float, latencies: List[float],
+                    errors: List[str], ids: "itertools.count") -> None:
+    for text in itertools.cycle(messages):
+        if time.monotonic() >= stop_at:
+            return
+        started = time.monotonic()
+        try:
+            if target == "wechat":
+                url, body = wechat_request(base, sender, text, next(ids))
+                async with session.post(url, data=body) as response:
+                    payload = await response.text()
+                    ok = response.status == 200 and "<xml>" in payload
+            else:
+                async with session.post(f"{base}/webhooks/rest/webhook",
+                                        json={"sender": sender, "message": text}) as response:
+                    payload = await response.json()
+                    ok = response.status == 200 and bool(payload)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            ok, payload = False, type(error).__name__
+        latencies.append(time.monotonic() - started)
+        if not ok:
+            errors.append(str(payload)[:200])
+
+
+async def run_load(target: str, base: str, users: int, duration: float, messages: List[str],
+                   sender_prefix: str) -> Dict[str, float]:
+    latencies: List[float] = []
+    errors: List[str] = []
+    ids = itertools.count(int(time.time() * 1000))
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        # Warm-up: each sender's first turn starts its session.
+        await asyncio.gather(*(
+            user_loop(session, target, base, f"{sender_prefix}{i}", messages[:1],
+                      time.monotonic() + 0.001, [], [], ids) for i in range(users)))
+        started = time.monotonic()
+        stop_at = started + duration
+        await asyncio.gather(*(
+            user_loop(session, target, base, f"{sender_prefix}{i}", messages, stop_at,
+                      latencies, errors, ids) for i in range(users)))
+        elapsed = time.monotonic() - started
+    ordered = sorted(latencies) or [0.0]
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+    return {
+        "messages": len(latencies), "per_second": len(latencies) / elapsed,
+        "p50": pct(50), "p95": pct(95), "p99": pct(99),
+        "mean": statistics.fmean(ordered) * 1000, "errors": len(errors),
+        "error_sample": errors[:3],
+    }
+
+
+def bind_bench_users(wallet_url: str, users: int) -> None:
+    from walletbot.store import bind_sender, init_db, make_engine
+
+    engine = make_engine(wallet_url)
+    init_db(engine)
+    with engine.begin() as conn:
+        for i in range(users):
+            bind_sender(conn=conn, channel="rest", sender_id=f"bench-rest-{i}", user_id="U1001")
+            bind_sender(conn=conn, channel="wechat", sender_id=f"o_bench_{i}", user_id="U1001")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per load step")
+    parser.add_argument("--users", default="1,10,50", help="concurrent users per step")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    user_counts = [int(u) for u in args.users.split(",")]
+
+    work = Path(tempfile.mkdtemp(prefix="walletbot-bench-"))
+    env = dict(os.environ)
+    env.update(RATE_LIMIT_PER_MINUTE="0", WECHAT_AES_KEY="", REDIS_URL="")
+    env.pop("REDIS_URL")
+    servers: List[Server] = []
+    try:
+        minimal = train_minimal(work)
+        bare = Server("bare rasa", [str(BIN / "rasa"), "run", "--model", str(minimal),
+                                    "--port", "16005", "--interface", "127.0.0.1"],
+                      env, "http://127.0.0.1:16005/", work / "bare.log")
+        servers.append(bare)
+        bot_env = dict(env)
+        wallet_url = f"sqlite:///{work / 'wallet.db'}"
+        bot_env.update(ACTION_ENDPOINT_URL="http://127.0.0.1:16055/webhook",
+                       TRACKER_DB_URL=f"sqlite:///{work / 'tracker.db'}", WALLET_DB_URL=wallet_url)
+        bind_bench_users(wallet_url, max(user_counts))
+        actions = Server("action server", [str(BIN / "rasa"), "run", "actions", "--actions",
+                                           "actions", "--port", "16055"],
+                         bot_env, "http://127.0.0.1:16055/health", work / "actions.log")
+        servers.append(actions)
+        bot = Server("bot rasa", [str(BIN / "rasa"), "run", "--model", str(BOT_MODEL),
+                                  "--port", "16015", "--interface", "127.0.0.1",
+                                  "--enable-api", "--auth-token", env["RASA_AUTH_TOKEN"],
+                                  "--endpoints", "endpoints.yml", "--credentials",
+                                  "credentials.yml"],
+                     bot_env, "http://127.0.0.1:16015/", work / "bot.log")
+        servers.append(bot)
+
+        bot_messages = ["怎么提现", "帮我查一下WD202611180002"]
+        steps = [
+            ("bare REST", "rest", "http://127.0.0.1:16005", ["hello", "bye"], "bare-"),
+            ("bot REST", "rest", "http://127.0.0.1:16015", bot_messages, "bench-rest-"),
+            ("bot WeChat", "wechat", "http://127.0.0.1:16015", bot_messages, "o_bench_"),
+        ]
+        results: Dict[str, Dict[int, Dict[str, float]]] = {}
+        for users in user_counts:
+            for name, target, base, messages, prefix in steps:
+                figures = asyncio.run(run_load(target, base, users, args.duration, messages, prefix))
+                results.setdefault(name, {})[users] = figures
+                print(f"{name:10} users={users:3} {figures['per_second']:7.1f} msg/s "
+                      f"p50={figures['p50']:6.0f} p95={figures['p95']:6.0f} "
+                      f"p99={figures['p99']:6.0f} ms errors={figures['errors']}",
+                      file=sys.stderr, flush=True)
+        memory = {s.name: rss_mb(s.process.pid) for s in servers}
+        load = {s.name: s.load_seconds for s in servers}
+    finally:
+        for server in servers:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nDuration per step: {args.duration:.0f} s; bot messages alternate an FAQ and a "
+          "transaction lookup.\n")
+    print("| target | users | messages/s | p50 ms | p95 ms | p99 ms | errors | "
+          "msg/s vs bare | p99 vs bare |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in results:
+        for users, f in results[name].items():
+            base = results["bare REST"][users]
+            print(f"| {name} | {users} | {f['per_second']:.1f} | {f['p50']:.0f} | {f['p95']:.0f} "
+                  f"| {f['p99']:.0f} | {f['errors']} | {f['per_second'] / base['per_second']:.2f} "
+                  f"| {f['p99'] / max(base['p99'], 1e-9):.1f} |")
+    print("\n| process | ready after (s) | resident memory (MB) |")
+    print("|---|---|---|")
+    for name in memory:
+        print(f"| {name} | {load[name]:.1f} | {memory[name]:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "memory_mb": memory,
+                                         "load_seconds": load}, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
