@@ -106,7 +106,9 @@ stopping=no
 start() {
   local name=$1 kind=$2; shift 2
   # `<&0`: a background job would otherwise read /dev/null instead of our stdin.
-  "$@" <&0 > >(exec sed -u "s/^/[$name] /") 2>&1 &
+  # The prefixing sed ignores Ctrl-C (like the background jobs): it must outlive
+  # the servers to show their shutdown; it ends when they close its pipe.
+  "$@" <&0 > >(trap '' INT; exec sed -u "s/^/[$name] /") 2>&1 &
   local pid=$!
   NAMES[$pid]=$name
   if [ "$kind" = DB ]; then DB_PIDS+=("$pid"); else APP_PIDS+=("$pid"); fi
@@ -253,7 +255,11 @@ render config/prod/nginx/nginx.local.conf.template >"$NGX/nginx.conf"
 start nginx APP "$NGINX" -p "$NGX/" -c "$NGX/nginx.conf" -e stderr </dev/null
 
 # --- readiness ------------------------------------------------------------------
-http_ok() { local url; for url in "$@"; do curl -fsS -o /dev/null --max-time 3 "$url" || return 1; done; }
+http_ok() {  # URLS...: all answer 2xx
+  "$PY" -c 'import sys, urllib.request
+for url in sys.argv[1:]:
+    urllib.request.urlopen(url, timeout=3).close()' "$@"
+}
 say "waiting for the replicas to load the model (about a minute)"
 wait_until "${PROD_START_TIMEOUT:-300}" http_ok \
   "http://127.0.0.1:$ACTION_PORT/health" \

@@ -17,7 +17,7 @@ from typing import Dict, Set
 import pytest
 import yaml
 
-from tests.prod.conftest import PROD_SH, PYTHON, clean_env, find_binaries
+from tests.prod.conftest import PROD_SH, PYTHON, clean_env, find_binaries, require_binaries
 from walletbot.settings import PROJECT_ROOT, check_startup, read_env_file
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -235,3 +235,14 @@ def test_bootstrap_wants_one_local_cluster():
     ):
         with pytest.raises(bootstrap.SetupError, match=message):
             bootstrap.check_local({**good, **bad})
+
+
+def test_missing_servers_fail_under_ci_and_skip_elsewhere(monkeypatch):
+    found = {"postgresql (initdb, postgres)": "/usr/bin", "redis-server": None, "nginx": None}
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="redis-server, nginx"):
+        require_binaries(found)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="redis-server, nginx"):
+        require_binaries(found)
+    require_binaries({name: "/x" for name in found})  # all there: nothing happens
