@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --env-file) [ $# -ge 2 ] || die "--env-file needs a file" 2; ENV_FILE=$2; shift 2 ;;
     --env-file=*) ENV_FILE=${1#*=}; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (see --help)" 2 ;;
   esac
 done
