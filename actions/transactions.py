@@ -19,7 +19,6 @@ from rasa_sdk.types import DomainDict
 
 from walletbot.nlu.entities import normalize_order_id
 from walletbot.nlu.normalize import normalize_text
-from walletbot.store.rows import User
 from walletbot.transactions import describe as wording
 from walletbot.transactions.service import WalletService, WalletUnavailable
 

@@ -54,13 +54,20 @@ def http_get(url: str, headers: Dict[str, str] | None = None):
         return response.status, response.read().decode()
 
 
-def start_bot(model: Path, var: Path, env: Dict[str, str], rasa_port: int, action_port: int) -> RunningBot:
+def start_bot(model: Path, var: Path, env: Dict[str, str], rasa_port: int, action_port: int,
+              *, action_endpoint: str = "", ready_paths: tuple = ()) -> RunningBot:
+    """scripts/run.sh with its own ports and databases under ``var``.
+
+    ``action_endpoint`` lets Rasa call actions through something else (a
+    proxy); ``ready_paths`` are extra Rasa URLs that must answer first.
+    """
     var.mkdir(parents=True, exist_ok=True)
     env = dict(env)
+    env.pop("REDIS_URL", None)
     env.update(
         RASA_PORT=str(rasa_port),
         ACTION_PORT=str(action_port),
-        ACTION_ENDPOINT_URL=f"http://127.0.0.1:{action_port}/webhook",
+        ACTION_ENDPOINT_URL=action_endpoint or f"http://127.0.0.1:{action_port}/webhook",
         TRACKER_DB_URL=f"sqlite:///{var / 'tracker.db'}",
         WALLET_DB_URL=f"sqlite:///{var / 'wallet.db'}",
         MODEL=str(model),
@@ -73,6 +80,7 @@ def start_bot(model: Path, var: Path, env: Dict[str, str], rasa_port: int, actio
     bot = RunningBot(process, rasa_port, action_port, var)
     deadline = time.time() + 240
     urls = [f"{bot.base}/", f"http://127.0.0.1:{action_port}/health"]
+    urls += [f"{bot.base}{path}" for path in ready_paths]
     while time.time() < deadline:
         if process.poll() is not None:
             raise AssertionError("run.sh exited early:\n" + (var / "bot.log").read_text()[-3000:])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 import urllib.error
@@ -21,12 +20,12 @@ import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from wechatpy.crypto import WeChatCrypto
 
-from tests.e2e.conftest import RunningBot, http_get
+from tests.e2e.conftest import RunningBot, http_get, start_bot
 from tests.walletbot.channels.wechat_doubles import (
     AES_KEY,
     APP_ID,
@@ -198,15 +197,8 @@ class SlowProxy:
 
 def start_wechat_bot(model: Path, var: Path, api: FakeApi, proxy: SlowProxy) -> RunningBot:
     """scripts/run.sh in safe mode, Rasa calling actions through ``proxy``."""
-    var.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
-        RASA_PORT=str(RASA_PORT),
-        ACTION_PORT=str(ACTION_PORT),
-        ACTION_ENDPOINT_URL=f"{proxy.url}/webhook",
-        TRACKER_DB_URL=f"sqlite:///{var / 'tracker.db'}",
-        WALLET_DB_URL=f"sqlite:///{var / 'wallet.db'}",
-        MODEL=str(model),
         WECHAT_TOKEN=TOKEN,
         WECHAT_APP_ID=APP_ID,
         WECHAT_APP_SECRET=APP_SECRET,
@@ -214,26 +206,8 @@ def start_wechat_bot(model: Path, var: Path, api: FakeApi, proxy: SlowProxy) -> 
         WECHAT_API_BASE=api.url,
         WECHAT_REPLY_BUDGET="4",
     )
-    env.pop("REDIS_URL", None)
-    log = open(var / "bot.log", "wb")
-    process = subprocess.Popen(
-        ["scripts/run.sh"], cwd=PROJECT_ROOT, env=env, start_new_session=True,
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    bot = RunningBot(process, RASA_PORT, ACTION_PORT, var)
-    deadline = time.time() + 240
-    urls = [f"{bot.base}/", f"{bot.base}/webhooks/wechat/", f"http://127.0.0.1:{ACTION_PORT}/health"]
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise AssertionError("run.sh exited early:\n" + (var / "bot.log").read_text()[-3000:])
-        try:
-            if all(http_get(url)[0] == 200 for url in urls):
-                return bot
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(1)
-    bot.stop(signal.SIGKILL)
-    raise AssertionError("servers not ready in time:\n" + (var / "bot.log").read_text()[-3000:])
+    return start_bot(model, var, env, RASA_PORT, ACTION_PORT,
+                     action_endpoint=f"{proxy.url}/webhook", ready_paths=("/webhooks/wechat/",))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ static files and the health check refuses requests without a valid session.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Optional, Text

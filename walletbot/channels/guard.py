@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from contextvars import ContextVar
-from typing import Any, Awaitable, Callable, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Deque, List, Mapping, Optional, Tuple
 
 import aiohttp
 
