@@ -54,6 +54,23 @@ class Verdict:
     masked: bool = False
 
 
+async def open_ticket_exists(channel: str, sender_id: str) -> bool:
+    """Whether the wallet DB has an open handoff ticket for the conversation.
+
+    One indexed query, so the hot path does not replay the tracker for every
+    message just to see whether a human has the conversation. A DB outage
+    counts as "no": Rasa then handles the message as usual.
+    """
+    from walletbot.store.tickets import open_ticket_for
+    from walletbot.transactions.service import WalletUnavailable, default_service
+
+    try:
+        ticket = await default_service().run(open_ticket_for, channel=channel, sender_id=sender_id)
+    except WalletUnavailable:
+        return False
+    return ticket is not None
+
+
 class RateLimiter:
     """Sliding-window limit per sender, in memory (per replica).
 
@@ -161,6 +178,7 @@ async def run_turn(
     *,
     app: Any = None,
     message: Any = None,
+    ticket_check: Callable[[str, str], Awaitable[bool]] = open_ticket_exists,
     produced: Callable[[], int],
     paused: Callable[[], Awaitable[bool]],
     health: Callable[[], Awaitable[bool]],
@@ -184,7 +202,8 @@ async def run_turn(
     failures: List[str] = []
     token = _turn_failures.set(failures)
     try:
-        if app is not None and message is not None and await keep_while_paused(app, message):
+        if (app is not None and message is not None
+                and await keep_while_paused(app, message, ticket_check)):
             return None
         await turn()
     except Exception as error:  # lock store, tracker store, model: the user must hear something
@@ -208,7 +227,11 @@ async def run_turn(
     return None
 
 
-async def keep_while_paused(app: Any, message: Any) -> bool:
+async def keep_while_paused(
+    app: Any,
+    message: Any,
+    ticket_check: Callable[[str, str], Awaitable[bool]] = open_ticket_exists,
+) -> bool:
     """Stores the message without a bot turn if a human has the conversation.
 
     Rasa would also stay silent, but it starts a new session first when the
@@ -221,6 +244,8 @@ async def keep_while_paused(app: Any, message: Any) -> bool:
     """
     agent = getattr(getattr(app, "ctx", None), "agent", None)
     if agent is None or agent.tracker_store is None or agent.lock_store is None:
+        return False
+    if not await ticket_check(message.input_channel or "rest", message.sender_id):
         return False
     from rasa.shared.core.events import UserUttered
 

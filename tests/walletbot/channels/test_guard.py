@@ -124,9 +124,12 @@ async def test_a_paused_conversation_only_stores_the_message_even_after_a_long_w
     async def turn():
         turns.append(1)
 
+    async def ticket_open(channel, sender):
+        return (channel, sender) == ("web", "waiting")
+
     message = UserMessage("还有人吗", None, "waiting", input_channel="web")
     assert await guard.run_turn(turn, app=app, message=message, produced=lambda: 0,
-                                paused=_true, health=_false) is None
+                                paused=_true, health=_false, ticket_check=ticket_open) is None
     assert turns == []
     tracker = await store.retrieve("waiting")
     assert tracker.latest_message.text == "还有人吗" and tracker.is_paused()
@@ -134,5 +137,5 @@ async def test_a_paused_conversation_only_stores_the_message_even_after_a_long_w
     # A conversation nobody paused goes to the bot as usual.
     other = UserMessage("你好", None, "free", input_channel="web")
     await guard.run_turn(turn, app=app, message=other, produced=lambda: 1, paused=_false,
-                         health=_true)
+                         health=_true, ticket_check=ticket_open)
     assert turns == [1]
