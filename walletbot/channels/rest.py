@@ -17,6 +17,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from walletbot import perf
 from walletbot.channels import guard
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class GuardedRestInput(InputChannel):
         self.limiter = limiter or guard.RateLimiter.from_env()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        # Every Rasa server has this channel: a good place to install the
+        # hot-path speed-ups, once, at start-up.
+        perf.install()
         bp = Blueprint("rest_webhook", __name__)
 
         @bp.route("/", methods=["GET"])
