@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import random
+import signal
 import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, List, Tuple
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import aiohttp
 import jwt
@@ -25,7 +30,9 @@ import socketio
 import websockets
 import yarl
 
-from tests.prod.conftest import ProdStack, http
+from tests.prod.conftest import ProdStack, free_ports, http
+from walletbot.channels import guard
+from walletbot.channels.wechat_format import ERROR_TEXT as WECHAT_ERROR_TEXT
 
 pytestmark = pytest.mark.slow
 
@@ -332,6 +339,228 @@ def desk_ticket_for(base: str, token: str, sender: str) -> int:
     matches = [t["id"] for t in body["tickets"] if t["sender_id"] == sender]
     assert len(matches) == 1, body
     return matches[0]
+
+
+# --- Redis outage ---------------------------------------------------------------
+
+OUTAGE_ANSWER_SECONDS = 6  # while Redis is down, every message is answered this fast
+RECOVERY_SECONDS = 30      # after Redis is back, both replicas answer normally within this
+FAQ, FAQ_ANSWER = "怎么提现", "提现步骤如下"
+
+
+def redis_admin(stack: ProdStack, port: Optional[int] = None) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port or stack.ports["redis"],
+                       password=stack.env["REDIS_PASSWORD"], socket_timeout=5)
+
+
+def redis_server_pid(stack: ProdStack) -> int:
+    """The redis-server that scripts/prod.sh started (its own child)."""
+    pid = int(redis_admin(stack).info("server")["process_id"])
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    assert int(stat.rsplit(")", 1)[1].split()[1]) == stack.process.pid, "not prod.sh's Redis"
+    return pid
+
+
+@contextmanager
+def redis_hangs(stack: ProdStack) -> Iterator[None]:
+    """Redis stops answering (SIGSTOP): connections open, nothing comes back.
+
+    The worst kind of outage for a client, which waits for its timeout (a
+    frozen host, a network partition). Resumed (SIGCONT) on the way out.
+    """
+    pid = redis_server_pid(stack)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@contextmanager
+def redis_down(stack: ProdStack) -> Iterator[None]:
+    """Redis goes away: its port refuses connections and every connection is dropped.
+
+    scripts/prod.sh stops the whole stack when any of its servers exits, so
+    the server cannot really be killed and restarted here. It is moved to a
+    spare port instead and drops every client, which is what the replicas see
+    of a stopped Redis. On the way out it comes back on its own port with the
+    same password and configuration (it is the same server process) and empty,
+    as a restart without persistence (prod.sh's `save ""`) leaves it.
+    """
+    port, spare = stack.ports["redis"], free_ports(1)[0]
+    redis_admin(stack).config_set("port", spare)
+    moved = redis_admin(stack, spare)
+    try:
+        for kind in ("normal", "pubsub"):
+            moved.client_kill_filter(_type=kind, skipme=True)
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, "Redis still listening"
+        yield
+    finally:
+        moved.config_set("port", port)
+        redis_admin(stack).flushall()
+
+
+def timed(call: Callable[[], Any]) -> Tuple[float, Any]:
+    """``(seconds, result)``; an exception (a client timeout) is the result."""
+    started = time.monotonic()
+    try:
+        result = call()
+    except Exception as error:  # a hang shows up as the client's timeout
+        result = error
+    return time.monotonic() - started, result
+
+
+def say_timed(base: str, sender: str, text: str) -> Tuple[float, Any]:
+    """Posts to the REST channel; ``(seconds, (status, body))``."""
+    return timed(lambda: http(f"{base}/webhooks/rest/webhook", timeout=30,
+                              body={"sender": sender, "message": text})[:2])
+
+
+def assert_apology(seconds: float, result: Any, sender: str, where: str) -> None:
+    assert result == (200, [{"recipient_id": sender, "text": guard.FAILED}]), (where, result)
+    assert seconds < OUTAGE_ANSWER_SECONDS, f"{where}: {seconds:.1f} s for the apology"
+
+
+class WeChat:
+    """WeChat's servers posting a user's text message (signed, encrypted: safe mode)."""
+
+    def __init__(self, stack: ProdStack, base: str) -> None:
+        from wechatpy.crypto import WeChatCrypto
+
+        from tests.walletbot.channels.wechat_doubles import WeChatServer
+
+        self.server = WeChatServer(base, token=stack.env["WECHAT_TOKEN"])
+        self.server.crypto = WeChatCrypto(stack.env["WECHAT_TOKEN"], stack.env["WECHAT_AES_KEY"],
+                                          stack.env["WECHAT_APP_ID"])
+
+    async def say(self, openid: str, text: str) -> Tuple[float, Any]:
+        from tests.walletbot.channels.wechat_doubles import text_xml
+
+        started = time.monotonic()
+        try:
+            reply = await self.server.post(text_xml(openid, text, random.randrange(1, 10 ** 15)),
+                                           timeout=20)
+            result: Any = (reply.status, reply.content)
+        except Exception as error:
+            result = error
+        return time.monotonic() - started, result
+
+
+async def web_answer(chat: "WebSocketChat", text: str, timeout: float = 30) -> Tuple[float, str]:
+    """Says ``text`` in the web chat; ``(seconds, first message back)``."""
+    seen = len(chat.got)
+    started = time.monotonic()
+    await chat.say(text)
+    while len(chat.got) == seen and time.monotonic() - started < timeout:
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started, chat.got[seen] if len(chat.got) > seen else ""
+
+
+def wait_for_recovery(stack: ProdStack, probe: str) -> float:
+    """Seconds until both replicas answer the FAQ again (each asked every 0.5 s)."""
+    started = time.monotonic()
+    for n, base in enumerate(stack.replicas):
+        for attempt in range(1000):  # a new sender each time: no rate limit
+            _, result = say_timed(base, f"{probe}-{n}-{attempt}", FAQ)
+            if isinstance(result, tuple) and result[0] == 200 and FAQ_ANSWER in str(result[1]):
+                break
+            assert isinstance(result, tuple) and result[0] < 500, (base, result)
+            assert time.monotonic() - started < RECOVERY_SECONDS, f"{base} did not recover: {result}"
+            time.sleep(0.5)
+    return time.monotonic() - started
+
+
+async def test_redis_outage_gets_a_clear_answer_and_the_bot_recovers(prod_stack: ProdStack):
+    """Redis (lock store, WeChat de-duplication, socket.io) hangs, then goes down.
+
+    Each time, REST through nginx and on each replica (one by one, then a
+    burst), the web chat on each replica and (when Redis refuses connections)
+    WeChat get the channel's apology within seconds; once Redis is back, both
+    replicas answer normally within seconds, and the conversation in the
+    tracker store continues in order. Before the last test: Redis comes back.
+    """
+    stack = prod_stack
+    user = "redis-outage"
+    targets = {"nginx": stack.nginx, "replica A": stack.replicas[0], "replica B": stack.replicas[1]}
+    sent: List[Sent] = []   # the conversation's messages the bot answered, in order
+    outage_texts = {"提现多久到账", "怎么充值", "提现手续费"}
+
+    def say_normally(base: str, text: str) -> None:
+        answer = bot_texts(stack.say(base, user, text))
+        assert answer and guard.FAILED not in answer, (base, text, answer)
+        sent.append((text, answer))
+
+    chats: List[WebSocketChat] = []
+    try:
+        for base in stack.replicas:
+            status, issued, _ = await asyncio.to_thread(http, f"{base}/webhooks/web/token", body={})
+            assert status == 200, issued
+            chat = WebSocketChat(base, "none")
+            await chat.open(issued["token"])
+            chats.append(chat)
+        await asyncio.to_thread(say_normally, stack.nginx, "你好")
+        await asyncio.to_thread(say_normally, stack.replicas[0], FAQ)
+
+        observed: Dict[str, List[float]] = {}
+        for outage, text in ((redis_hangs, "提现多久到账"), (redis_down, "怎么充值")):
+            with outage(stack):
+                latencies = observed.setdefault(outage.__name__, [])
+                for where, base in targets.items():
+                    seconds, result = await asyncio.to_thread(say_timed, base, user, text)
+                    assert_apology(seconds, result, user, f"{outage.__name__}, {where}")
+                    latencies.append(seconds)
+                # A burst: three users on each target at once (one replica's event loop
+                # must not wait for Redis once per message, one after the other).
+                burst = [(where, base, f"{user}-burst-{where[-1]}{i}")
+                         for where, base in targets.items() for i in range(3)]
+                results = await asyncio.to_thread(run_together, [
+                    lambda b=base, s=sender: say_timed(b, s, "提现手续费")
+                    for _, base, sender in burst])
+                for (where, _, sender), (seconds, result) in zip(burst, results):
+                    assert_apology(seconds, result, sender, f"{outage.__name__}, burst, {where}")
+                    latencies.append(seconds)
+                for n, chat in enumerate(chats):
+                    seconds, got = await web_answer(chat, text)
+                    assert got == guard.FAILED and seconds < OUTAGE_ANSWER_SECONDS, (
+                        outage.__name__, "web chat", n, seconds, got)
+                    latencies.append(seconds)
+                if outage is redis_down:
+                    # Under a hanging Redis, WeChat's de-duplication store (redis.asyncio,
+                    # no socket timeout) waits as long as Redis does: not checked there.
+                    for where, base in targets.items():
+                        seconds, result = await WeChat(stack, base).say(f"o-outage-{where[-1]}", text)
+                        assert result == (200, WECHAT_ERROR_TEXT), (where, result)
+                        assert seconds < OUTAGE_ANSWER_SECONDS, (where, seconds)
+                        latencies.append(seconds)
+            if outage is redis_down:  # back on its own port, with its password
+                assert redis_admin(stack).ping()
+                assert redis_admin(stack).config_get("port")["port"] == str(stack.ports["redis"])
+            recovered = await asyncio.to_thread(wait_for_recovery, stack, f"{user}-{outage.__name__}")
+            print(f"{outage.__name__}: answers within {max(latencies):.2f} s "
+                  f"(median {sorted(latencies)[len(latencies) // 2]:.2f} s); "
+                  f"recovered in {recovered:.1f} s")
+            for base in stack.replicas:
+                await asyncio.to_thread(say_normally, base, FAQ)
+            for chat in chats:
+                seconds, got = await web_answer(chat, FAQ)
+                assert FAQ_ANSWER in got, got
+        for where, base in targets.items():
+            seconds, result = await WeChat(stack, base).say(f"o-outage-{where[-1]}", FAQ)
+            assert isinstance(result, tuple) and FAQ_ANSWER in (result[1] or ""), (where, result)
+    finally:
+        for chat in chats:
+            await chat.close()
+
+    # The conversation from before, between and after the outages, in order, each
+    # message followed by the answer the user got. (Messages sent during an outage
+    # never got a turn: Rasa takes the lock before it loads the conversation.)
+    for base in stack.replicas:
+        stored = turns(stack.tracker(base, user)["events"])
+        assert [t for t in stored if t[0] not in outage_texts] == sent, (base, stored)
+    assert [t for t in stored_user_texts(stack, user) if t not in outage_texts] == [
+        text for text, _ in sent]
+    assert redis_admin(stack).keys("walletbot:lock:*") == []
 
 
 def test_ctrl_c_stops_every_process(prod_stack: ProdStack):
