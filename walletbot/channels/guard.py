@@ -4,10 +4,12 @@
   masked before the message reaches NLU, the tracker store or any log, and the
   user is reminded not to send it;
 - a sender who writes too fast gets a polite message instead of a bot turn;
-- when the turn fails (the lock store or tracker store is down) or produces
-  nothing because the action server is unreachable, the user gets a fixed
-  apology instead of silence or a stack trace. The message itself is kept by
-  Rasa whenever the tracker store is up.
+- when the turn fails (the lock store or tracker store is down), an action
+  fails midway, or the turn produces nothing because the action server is
+  unreachable, the user gets a fixed apology instead of silence, a misleading
+  follow-up or a stack trace. The message is kept when only the action server
+  or the wallet DB is down (Rasa stores it before running actions); with the
+  lock or tracker store down it cannot be, and the apology does not claim so.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ PII_REMINDER = (
 RATE_LIMITED = "您发送消息的速度有点快，请稍等片刻再发，我会继续为您服务。"
 TOO_LONG = "您的消息太长了（超过{limit}字），请简要描述您的问题。"
 EMPTY = "请输入您的问题，例如“怎么提现”或“帮我查一下订单”。"
-FAILED = "抱歉，系统暂时出现故障，您的消息我们已经收到。请稍后再试，或回复“转人工”联系人工客服。"
+FAILED = "抱歉，系统暂时出现故障，暂时无法处理您的消息，请稍后再试。给您带来不便，非常抱歉。"
 
 MAX_MESSAGE_CHARS = 2000
 

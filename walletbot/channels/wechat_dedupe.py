@@ -186,7 +186,10 @@ class RedisDedupeStore(DedupeStore):
 
         loop = asyncio.get_running_loop()
         if self._bound is None or self._bound[0] is not loop:
-            self._bound = (loop, redis_asyncio.from_url(self.url, decode_responses=True))
+            # Short timeouts: a hung Redis must not hold WeChat's request past
+            # its 5 s; the channel then answers without de-duplication.
+            self._bound = (loop, redis_asyncio.from_url(
+                self.url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2))
         return self._bound[1]
 
     async def claim(self, key: str) -> bool:
