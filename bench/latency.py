@@ -175,15 +175,19 @@ async def run_load(target: str, base: str, users: int, duration: float, messages
     }
 
 
-def bind_bench_users(wallet_url: str, users: int) -> None:
+def bind_bench_users(wallet_url: str, user_counts: List[int]) -> None:
+    """Binds every step's senders to 张三, so lookups run the whole path."""
     from walletbot.store import bind_sender, init_db, make_engine
 
     engine = make_engine(wallet_url)
     init_db(engine)
     with engine.begin() as conn:
-        for i in range(users):
-            bind_sender(conn=conn, channel="rest", sender_id=f"bench-rest-{i}", user_id="U1001")
-            bind_sender(conn=conn, channel="wechat", sender_id=f"o_bench_{i}", user_id="U1001")
+        for users in user_counts:
+            for i in range(users):
+                bind_sender(conn=conn, channel="rest", sender_id=f"bench-rest-{users}-{i}",
+                            user_id="U1001")
+                bind_sender(conn=conn, channel="wechat", sender_id=f"o_bench_{users}_{i}",
+                            user_id="U1001")
 
 
 def main() -> int:
@@ -191,6 +195,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per load step")
     parser.add_argument("--users", default="1,10,50", help="concurrent users per step")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--tf-threads", type=int, default=0,
+                        help="TF intra/inter-op threads of both Rasa servers (0: TensorFlow's default)")
     args = parser.parse_args()
     user_counts = [int(u) for u in args.users.split(",")]
 
@@ -198,6 +204,9 @@ def main() -> int:
     env = dict(os.environ)
     env.update(RATE_LIMIT_PER_MINUTE="0", WECHAT_AES_KEY="", REDIS_URL="")
     env.pop("REDIS_URL")
+    if args.tf_threads:
+        env.update(TF_INTRA_OP_PARALLELISM_THREADS=str(args.tf_threads),
+                   TF_INTER_OP_PARALLELISM_THREADS=str(args.tf_threads))
     servers: List[Server] = []
     try:
         minimal = train_minimal(work)
@@ -209,7 +218,7 @@ def main() -> int:
         wallet_url = f"sqlite:///{work / 'wallet.db'}"
         bot_env.update(ACTION_ENDPOINT_URL="http://127.0.0.1:16055/webhook",
                        TRACKER_DB_URL=f"sqlite:///{work / 'tracker.db'}", WALLET_DB_URL=wallet_url)
-        bind_bench_users(wallet_url, max(user_counts))
+        bind_bench_users(wallet_url, user_counts)
         actions = Server("action server", [str(BIN / "rasa"), "run", "actions", "--actions",
                                            "actions", "--port", "16055"],
                          bot_env, "http://127.0.0.1:16055/health", work / "actions.log")
@@ -224,14 +233,16 @@ def main() -> int:
 
         bot_messages = ["怎么提现", "帮我查一下WD202611180002"]
         steps = [
-            ("bare REST", "rest", "http://127.0.0.1:16005", ["hello", "bye"], "bare-"),
-            ("bot REST", "rest", "http://127.0.0.1:16015", bot_messages, "bench-rest-"),
-            ("bot WeChat", "wechat", "http://127.0.0.1:16015", bot_messages, "o_bench_"),
+            ("bare REST", "rest", "http://127.0.0.1:16005", ["hello", "bye"], "bare-{n}-"),
+            ("bot REST", "rest", "http://127.0.0.1:16015", bot_messages, "bench-rest-{n}-"),
+            ("bot WeChat", "wechat", "http://127.0.0.1:16015", bot_messages, "o_bench_{n}_"),
         ]
         results: Dict[str, Dict[int, Dict[str, float]]] = {}
         for users in user_counts:
             for name, target, base, messages, prefix in steps:
-                figures = asyncio.run(run_load(target, base, users, args.duration, messages, prefix))
+                # New senders per step: every step starts with short conversations.
+                figures = asyncio.run(run_load(target, base, users, args.duration, messages,
+                                               prefix.format(n=users)))
                 results.setdefault(name, {})[users] = figures
                 print(f"{name:10} users={users:3} {figures['per_second']:7.1f} msg/s "
                       f"p50={figures['p50']:6.0f} p95={figures['p95']:6.0f} "
@@ -245,7 +256,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nDuration per step: {args.duration:.0f} s; bot messages alternate an FAQ and a "
-          "transaction lookup.\n")
+          f"transaction lookup; TF threads: {args.tf_threads or 'default'}.\n")
     print("| target | users | messages/s | p50 ms | p95 ms | p99 ms | errors | "
           "msg/s vs bare | p99 vs bare |")
     print("|---|---|---|---|---|---|---|---|---|")
