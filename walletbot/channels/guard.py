@@ -270,3 +270,25 @@ async def is_paused(app: Any, sender_id: str) -> bool:
         return False
     tracker = await agent.tracker_store.retrieve(sender_id)
     return bool(tracker and tracker.is_paused())
+
+
+async def bot_turn(
+    on_new_message: Callable[[Any], Awaitable[Any]],
+    message: Any,
+    *,
+    app: Any,
+    produced: Callable[[], int],
+) -> Optional[str]:
+    """:func:`run_turn` for a channel inside the Rasa server ``app``.
+
+    Returns:
+        The apology to send in place of the turn's messages, or None.
+    """
+    return await run_turn(
+        lambda: on_new_message(message),
+        app=app,
+        message=message,
+        produced=produced,
+        paused=lambda: is_paused(app, message.sender_id),
+        health=lambda: action_server_up(action_endpoint_of(app)),
+    )

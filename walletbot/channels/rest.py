@@ -81,13 +81,9 @@ class GuardedRestInput(InputChannel):
             message = UserMessage(
                 verdict.text, collector, sender, input_channel=self.name(), metadata=metadata,
             )
-            apology = await guard.run_turn(
-                lambda: on_new_message(message),
-                app=request.app,
-                message=message,
+            apology = await guard.bot_turn(
+                on_new_message, message, app=request.app,
                 produced=lambda: len(collector.messages) - before,
-                paused=lambda: guard.is_paused(request.app, sender),
-                health=lambda: guard.action_server_up(guard.action_endpoint_of(request.app)),
             )
             if apology:
                 del collector.messages[before:]

@@ -256,13 +256,8 @@ class WebChatInput(InputChannel):
             message = UserMessage(
                 verdict.text, sent, sender, input_channel=self.name(), metadata=metadata,
             )
-            apology = await guard.run_turn(
-                lambda: on_new_message(message),
-                app=self._app,
-                message=message,
-                produced=lambda: sent.count,
-                paused=lambda: guard.is_paused(self._app, sender),
-                health=lambda: guard.action_server_up(guard.action_endpoint_of(self._app)),
+            apology = await guard.bot_turn(
+                on_new_message, message, app=self._app, produced=lambda: sent.count,
             )
             if apology:
                 await output.send_text_message(sender, apology)

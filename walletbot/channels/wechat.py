@@ -413,13 +413,9 @@ class WeChatInput(InputChannel):
             input_channel=CHANNEL_NAME,
             metadata=_metadata(message, guard.mask_incoming(text)[0] if chosen else None),
         )
-        apology = await guard.run_turn(
-            lambda: on_new_message(user_message),
-            app=self._app,
-            message=user_message,
+        apology = await guard.bot_turn(
+            on_new_message, user_message, app=self._app,
             produced=lambda: len(collector.messages) - before,
-            paused=lambda: guard.is_paused(self._app, openid),
-            health=lambda: guard.action_server_up(guard.action_endpoint_of(self._app)),
         )
         if apology:
             return collector.messages[:before] + [{"text": ERROR_TEXT}]
