@@ -250,12 +250,21 @@ class DeskInput(InputChannel):
                 return None
             return await self.wallet.run(ticket_queries.get_ticket, ticket_id=int(ticket_id))
 
+        def with_ticket(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
+            """Passes the ticket named in the URL to ``handler``; 404 if there is none."""
+            async def wrapped(request: Request, claims: Dict[str, Any], ticket_id: str) -> HTTPResponse:
+                ticket = await load(ticket_id)
+                if ticket is None:
+                    return _error("工单不存在", 404)
+                return await handler(request, claims, ticket)
+
+            wrapped.__name__ = handler.__name__
+            return wrapped
+
         @bp.route("/api/tickets/<ticket_id>", methods=["GET"])
         @authed
-        async def ticket_detail(request: Request, claims: Dict[str, Any], ticket_id: str) -> HTTPResponse:
-            ticket = await load(ticket_id)
-            if ticket is None:
-                return _error("工单不存在", 404)
+        @with_ticket
+        async def ticket_detail(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
             lines, paused = await relay(request).conversation(ticket.sender_id)
 
             def extra(conn: Any) -> tuple:
@@ -273,26 +282,22 @@ class DeskInput(InputChannel):
 
         @bp.route("/api/tickets/<ticket_id>/claim", methods=["POST"])
         @authed
-        async def claim(request: Request, claims: Dict[str, Any], ticket_id: str) -> HTTPResponse:
-            ticket = await load(ticket_id)
-            if ticket is None:
-                return _error("工单不存在", 404)
+        @with_ticket
+        async def claim(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
             won = await self.wallet.run(ticket_queries.claim_ticket, ticket_id=ticket.ticket_id,
                                         agent=claims["sub"])
             if not won:
-                current = await load(ticket_id)
+                current = await load(str(ticket.ticket_id))
                 who = current.agent if current else None
                 return _error(f"工单已被{who or '其他客服'}认领或已结束", 409)
             await relay(request).announce_join(channel=ticket.channel, sender_id=ticket.sender_id,
                                                login=claims["sub"], name=claims.get("name") or claims["sub"])
-            return _ok(ticket_json(await load(ticket_id)))
+            return _ok(ticket_json(await load(str(ticket.ticket_id))))
 
         @bp.route("/api/tickets/<ticket_id>/reply", methods=["POST"])
         @authed
-        async def reply(request: Request, claims: Dict[str, Any], ticket_id: str) -> HTTPResponse:
-            ticket = await load(ticket_id)
-            if ticket is None:
-                return _error("工单不存在", 404)
+        @with_ticket
+        async def reply(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
             if ticket.status != "assigned" or ticket.agent != claims["sub"]:
                 return _error("只能回复自己认领中的工单", 409)
             try:
@@ -312,15 +317,13 @@ class DeskInput(InputChannel):
 
         @bp.route("/api/tickets/<ticket_id>/resolve", methods=["POST"])
         @authed
-        async def resolve(request: Request, claims: Dict[str, Any], ticket_id: str) -> HTTPResponse:
-            ticket = await load(ticket_id)
-            if ticket is None:
-                return _error("工单不存在", 404)
+        @with_ticket
+        async def resolve(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
             done = await self.wallet.run(ticket_queries.resolve_ticket, ticket_id=ticket.ticket_id,
                                          agent=claims["sub"])
             if not done:
                 return _error("只能结束自己认领中的工单", 409)
             await relay(request).resume(channel=ticket.channel, sender_id=ticket.sender_id)
-            return _ok(ticket_json(await load(ticket_id)))
+            return _ok(ticket_json(await load(str(ticket.ticket_id))))
 
         return bp
