@@ -128,6 +128,22 @@ def test_one_user_on_both_replicas_at_once_is_serialised(prod_stack: ProdStack):
         assert stored_user_texts(stack, user) == [t for t, _ in stored]
 
 
+def test_the_rate_limit_is_shared_by_both_replicas(prod_stack: ProdStack):
+    """Alternating replicas does not double a sender's allowance (counted in Redis)."""
+    stack = prod_stack
+    a, b = stack.replicas
+    limit = guard.DEFAULT_PER_MINUTE  # prod.env does not override it
+    user = "rate-limited-visitor"
+    for n in range(limit):
+        answer = bot_texts(stack.say((a, b)[n % 2], user, "你好"))
+        assert answer and guard.RATE_LIMITED not in answer, (n, answer)
+    # Each replica has seen only half of them; a per-replica limit would let these through.
+    assert bot_texts(stack.say(a, user, "你好")) == [guard.RATE_LIMITED]
+    assert bot_texts(stack.say(stack.nginx, user, "你好")) == [guard.RATE_LIMITED]
+    # Other senders are not affected.
+    assert guard.RATE_LIMITED not in bot_texts(stack.say(b, "another-visitor", "你好"))
+
+
 def test_the_lock_store_is_redis_and_shared_by_both_replicas(prod_stack: ProdStack):
     stack = prod_stack
     client = redis.Redis.from_url(stack.redis_url)

@@ -18,10 +18,11 @@ import asyncio
 import logging
 import os
 import time
+import uuid
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from contextvars import ContextVar
-from typing import Any, Awaitable, Callable, Deque, List, Mapping, Optional, Tuple
+from typing import Any, Awaitable, Callable, Deque, List, Mapping, Optional, Tuple, Union
 
 import aiohttp
 
@@ -39,6 +40,8 @@ EMPTY = "请输入您的问题，例如“怎么提现”或“帮我查一下�
 FAILED = "抱歉，系统暂时出现故障，暂时无法处理您的消息，请稍后再试。给您带来不便，非常抱歉。"
 
 MAX_MESSAGE_CHARS = 2000
+DEFAULT_PER_MINUTE = 30
+WINDOW_SECONDS = 60
 
 
 def mask_incoming(text: str) -> Tuple[str, bool]:
@@ -74,7 +77,7 @@ async def open_ticket_exists(channel: str, sender_id: str) -> bool:
 
 
 class RateLimiter:
-    """Sliding-window limit per sender, in memory (per replica).
+    """Sliding-window limit per sender, in memory (one Rasa server).
 
     Args:
         per_minute: Messages a sender may send in any 60 seconds.
@@ -82,30 +85,20 @@ class RateLimiter:
         clock: Monotonic seconds; tests pass their own.
     """
 
-    def __init__(self, per_minute: int = 30, *, max_senders: int = 100_000,
+    def __init__(self, per_minute: int = DEFAULT_PER_MINUTE, *, max_senders: int = 100_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self.max_senders = max_senders
         self.clock = clock
         self._seen: "OrderedDict[str, Deque[float]]" = OrderedDict()
 
-    @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "RateLimiter":
-        """``RATE_LIMIT_PER_MINUTE`` (default 30; 0 switches the limit off)."""
-        source = os.environ if environ is None else environ
-        try:
-            per_minute = int(source.get("RATE_LIMIT_PER_MINUTE") or 30)
-        except ValueError:
-            per_minute = 30
-        return cls(per_minute)
-
-    def allow(self, sender: str) -> bool:
+    async def allow(self, sender: str) -> bool:
         """Records a message of ``sender``; False if it is over the limit."""
         if self.per_minute <= 0:
             return True
         now = self.clock()
         window = self._seen.pop(sender, None) or deque()
-        while window and now - window[0] >= 60:
+        while window and now - window[0] >= WINDOW_SECONDS:
             window.popleft()
         allowed = len(window) < self.per_minute
         if allowed:
@@ -116,12 +109,106 @@ class RateLimiter:
         return allowed
 
 
-def screen(text: Any, sender: str, limiter: RateLimiter,
-           *, max_chars: int = MAX_MESSAGE_CHARS) -> Verdict:
+# Atomic, so two replicas checking the same sender at once cannot both slip
+# under the limit: drop entries older than the window, count, maybe add.
+_SLIDING_WINDOW_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.ceil(ARGV[2] * 1000))
+return 1
+"""
+
+
+class RedisRateLimiter:
+    """The same sliding window kept in Redis, so every replica counts together.
+
+    Behind a load balancer a per-replica limit lets a sender through N times
+    as often as configured. When Redis does not answer within ``timeout`` the
+    message is allowed (and logged): throttling is abuse protection, not worth
+    refusing service for; the lock store reports the outage to the user anyway.
+
+    Args:
+        url: a redis-py URL (``redis://:password@host:6379/0``).
+        per_minute: Messages a sender may send in any 60 seconds.
+        prefix: Prefix of the keys this limiter writes.
+        timeout: Seconds to wait for Redis.
+        clock: Wall-clock seconds (shared by replicas on one machine); tests pass their own.
+    """
+
+    def __init__(self, url: str, per_minute: int = DEFAULT_PER_MINUTE, *,
+                 prefix: str = "walletbot:ratelimit:", timeout: float = 1.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.url = url
+        self.per_minute = per_minute
+        self.prefix = prefix
+        self.timeout = timeout
+        self.clock = clock
+        self._bound: Optional[Tuple[asyncio.AbstractEventLoop, Any, Any]] = None
+
+    def _script(self) -> Any:
+        # redis.asyncio connections belong to the event loop that opened them.
+        import redis.asyncio as redis_asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._bound is None or self._bound[0] is not loop:
+            client = redis_asyncio.from_url(
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+            self._bound = (loop, client, client.register_script(_SLIDING_WINDOW_LUA))
+        return self._bound[2]
+
+    async def allow(self, sender: str) -> bool:
+        """Records a message of ``sender``; False if it is over the limit."""
+        if self.per_minute <= 0:
+            return True
+        now = self.clock()
+        member = f"{now:.6f}:{uuid.uuid4().hex[:8]}"
+        try:
+            allowed = await asyncio.wait_for(
+                self._script()(keys=[self.prefix + sender],
+                               args=[now, WINDOW_SECONDS, self.per_minute, member]),
+                self.timeout,
+            )
+        except Exception as error:  # redis errors, timeouts, refused connections
+            logger.warning("rate limit not checked, Redis unavailable: %s", error)
+            return True
+        return bool(allowed)
+
+    async def close(self) -> None:
+        bound, self._bound = self._bound, None
+        if bound is not None and bound[0] is asyncio.get_running_loop():
+            await bound[1].close()
+
+
+Limiter = Union[RateLimiter, RedisRateLimiter]
+
+
+def make_limiter(environ: Optional[Mapping[str, str]] = None) -> Limiter:
+    """The limiter for this deployment.
+
+    ``RATE_LIMIT_PER_MINUTE`` (default 30; 0 switches the limit off); shared
+    through Redis when ``REDIS_URL`` is set (several replicas), else in memory.
+    """
+    source = os.environ if environ is None else environ
+    try:
+        per_minute = int(source.get("RATE_LIMIT_PER_MINUTE") or DEFAULT_PER_MINUTE)
+    except ValueError:
+        logger.warning("RATE_LIMIT_PER_MINUTE is not a number; using %d", DEFAULT_PER_MINUTE)
+        per_minute = DEFAULT_PER_MINUTE
+    redis_url = source.get("REDIS_URL")
+    if redis_url and per_minute > 0:
+        return RedisRateLimiter(redis_url, per_minute)
+    return RateLimiter(per_minute)
+
+
+async def screen(text: Any, sender: str, limiter: Limiter,
+                 *, max_chars: int = MAX_MESSAGE_CHARS) -> Verdict:
     """Checks a user message before the bot sees it."""
     if not isinstance(text, str) or not text.strip():
         return Verdict(reply=EMPTY)
-    if not limiter.allow(sender):
+    if not await limiter.allow(sender):
         return Verdict(reply=RATE_LIMITED)
     if len(text) > max_chars:
         return Verdict(reply=TOO_LONG.format(limit=max_chars))

@@ -41,8 +41,8 @@ class GuardedRestInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
         return cls()
 
-    def __init__(self, limiter: Optional[guard.RateLimiter] = None) -> None:
-        self.limiter = limiter or guard.RateLimiter.from_env()
+    def __init__(self, limiter: Optional[guard.Limiter] = None) -> None:
+        self.limiter = limiter or guard.make_limiter()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         # Every Rasa server has this channel: a good place to install the
@@ -71,7 +71,7 @@ class GuardedRestInput(InputChannel):
                 return _error("message 必须是字符串")
             sender = sender.strip()
             metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
-            verdict = guard.screen(text, sender, self.limiter)
+            verdict = await guard.screen(text, sender, self.limiter)
             if verdict.reply is not None:
                 return response.json([{"recipient_id": sender, "text": verdict.reply}])
             collector = CollectingOutputChannel()

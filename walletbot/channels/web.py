@@ -104,7 +104,7 @@ class WebChatInput(InputChannel):
         self.redis_url = redis_url
         self._bind = bind or _bind_in_wallet_db
         self.sio: Optional[AsyncServer] = None
-        self.limiter = guard.RateLimiter.from_env()
+        self.limiter = guard.make_limiter()
         self._app: Any = None  # the Sanic app, to see whether a conversation is paused
 
     # -- tokens ---------------------------------------------------------------
@@ -239,10 +239,10 @@ class WebChatInput(InputChannel):
             output = WebOutput(sio, "bot_uttered")
             button = isinstance(text, str) and text.startswith("/") and len(text) <= 200
             if button:
-                verdict = guard.Verdict(text=text.strip()) if self.limiter.allow(sender) \
+                verdict = guard.Verdict(text=text.strip()) if await self.limiter.allow(sender) \
                     else guard.Verdict(reply=guard.RATE_LIMITED)
             else:
-                verdict = guard.screen(text, sender, self.limiter)
+                verdict = await guard.screen(text, sender, self.limiter)
             if verdict.reply is not None:
                 await output.send_text_message(sender, verdict.reply)
                 return

@@ -216,7 +216,7 @@ class WeChatInput(InputChannel):
         self.store = store or make_store(redis_url)
         self.reply_budget = reply_budget
         self._background: Set[asyncio.Task] = set()
-        self.limiter = guard.RateLimiter.from_env()
+        self.limiter = guard.make_limiter()
         self._app: Any = None  # the Sanic app, to see whether a conversation is paused
 
     def get_output_channel(self) -> OutputChannel:
@@ -399,7 +399,7 @@ class WeChatInput(InputChannel):
         else:
             # Mask personal data before Rasa (and its tracker store) sees it;
             # rate-limit the sender.
-            verdict = guard.screen(text, openid, self.limiter)
+            verdict = await guard.screen(text, openid, self.limiter)
             if verdict.reply is not None:
                 return [{"text": verdict.reply}]
             typed = verdict.text

@@ -13,38 +13,46 @@ class Clock:
         return self.now
 
 
-def test_rate_limit_is_per_sender_and_slides():
+async def test_rate_limit_is_per_sender_and_slides():
     clock = Clock()
     limiter = guard.RateLimiter(3, clock=clock)
-    assert [limiter.allow("a") for _ in range(4)] == [True, True, True, False]
-    assert limiter.allow("b")
+    assert [await limiter.allow("a") for _ in range(4)] == [True, True, True, False]
+    assert await limiter.allow("b")
     clock.now += 59
-    assert not limiter.allow("a")
+    assert not await limiter.allow("a")
     clock.now += 2
-    assert limiter.allow("a")
+    assert await limiter.allow("a")
 
 
-def test_rate_limit_forgets_the_oldest_senders_beyond_its_size():
+async def test_rate_limit_forgets_the_oldest_senders_beyond_its_size():
     limiter = guard.RateLimiter(1, max_senders=2, clock=Clock())
-    limiter.allow("a"), limiter.allow("b"), limiter.allow("c")
-    assert limiter.allow("a")  # forgotten, so allowed again
-    assert guard.RateLimiter.from_env({"RATE_LIMIT_PER_MINUTE": "0"}).allow("x")
-    assert guard.RateLimiter.from_env({"RATE_LIMIT_PER_MINUTE": "junk"}).per_minute == 30
+    for sender in "abc":
+        await limiter.allow(sender)
+    assert await limiter.allow("a")  # forgotten, so allowed again
+
+
+async def test_make_limiter_reads_the_environment():
+    off = guard.make_limiter({"RATE_LIMIT_PER_MINUTE": "0", "REDIS_URL": "redis://x"})
+    assert isinstance(off, guard.RateLimiter) and await off.allow("x")
+    assert guard.make_limiter({"RATE_LIMIT_PER_MINUTE": "junk"}).per_minute == 30
+    assert isinstance(guard.make_limiter({}), guard.RateLimiter)
+    shared = guard.make_limiter({"RATE_LIMIT_PER_MINUTE": "7", "REDIS_URL": "redis://h:1/0"})
+    assert isinstance(shared, guard.RedisRateLimiter) and shared.per_minute == 7
 
 
 @pytest.mark.parametrize("text, reply", [
     (None, guard.EMPTY), ("", guard.EMPTY), ("   \n ", guard.EMPTY), (123, guard.EMPTY),
     ("\x00\x01\x02", guard.EMPTY), ("字" * 2001, guard.TOO_LONG.format(limit=2000)),
 ])
-def test_screen_answers_bad_messages(text, reply):
-    assert guard.screen(text, "s", guard.RateLimiter(100)).reply == reply
+async def test_screen_answers_bad_messages(text, reply):
+    assert (await guard.screen(text, "s", guard.RateLimiter(100))).reply == reply
 
 
-def test_screen_masks_and_strips_control_characters():
-    verdict = guard.screen("卡号6222020200112233445\x07 谢谢", "s", guard.RateLimiter(100))
+async def test_screen_masks_and_strips_control_characters():
+    verdict = await guard.screen("卡号6222020200112233445\x07 谢谢", "s", guard.RateLimiter(100))
     assert verdict.masked and "6222020200112233445" not in verdict.text
     assert "\x07" not in verdict.text and verdict.text.endswith("谢谢")
-    plain = guard.screen("怎么提现", "s", guard.RateLimiter(100))
+    plain = await guard.screen("怎么提现", "s", guard.RateLimiter(100))
     assert plain.text == "怎么提现" and not plain.masked
 
 
