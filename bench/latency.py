@@ -210,8 +210,13 @@ def main() -> int:
     servers: List[Server] = []
     try:
         minimal = train_minimal(work)
+        # Explicit --credentials/--endpoints: without them `rasa run` (cwd = the
+        # repository) loads the bot's channels and its SQL tracker store (the dev
+        # database var/tracker.db, whose bench conversations grew from run to run).
         bare = Server("bare rasa", [str(BIN / "rasa"), "run", "--model", str(minimal),
-                                    "--port", "16005", "--interface", "127.0.0.1"],
+                                    "--port", "16005", "--interface", "127.0.0.1",
+                                    "--credentials", str(MINIMAL / "credentials.yml"),
+                                    "--endpoints", str(MINIMAL / "endpoints.yml")],
                       env, "http://127.0.0.1:16005/", work / "bare.log")
         servers.append(bare)
         bot_env = dict(env)

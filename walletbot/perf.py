@@ -1,25 +1,68 @@
 """Speed-ups for hot paths inside Rasa 3.6, installed explicitly at server start.
 
-``Event.resolve_by_type`` walks every ``Event`` subclass recursively for each
-event it deserialises; a tracker is rebuilt from all its events on every
-turn, so this alone took about a fifth of a turn's time in a 150-turn
-conversation (measured with cProfile, see bench/RESULTS.md). The lookup is
-memoised per type name; a name not found yet is looked up again next time,
-so event classes imported later are still found.
+1. ``Event.resolve_by_type`` walks every ``Event`` subclass recursively for
+   each event it deserialises; a tracker is rebuilt from all its events on
+   every turn, so this alone took about a fifth of a turn's time in a 150-turn
+   conversation (measured with cProfile, see bench/RESULTS.md). The lookup is
+   memoised per type name; a name not found yet is looked up again next time,
+   so event classes imported later are still found.
+
+2. Garbage collection: a loaded Rasa server holds about half a million Python
+   objects (TensorFlow, spaCy, jieba, the model's graph), all of them long
+   lived. Every full (generation 2) collection walks all of them, which took
+   240-280 ms on the project's machine, about every 10-30 turns: the ~300 ms
+   p95/p99 tail of even a bare Rasa server at one user (bench/RESULTS.md).
+   After a model is loaded, the heap is collected once and then frozen
+   (``gc.freeze()``: those objects move to a permanent generation that the
+   collector no longer scans); objects created later (trackers, requests) are
+   collected as before. Nothing is leaked: what was garbage at load time was
+   collected just before freezing, and frozen objects are never freed
+   anyway while the model is loaded. A model loaded later (``PUT
+   /model``) freezes the new heap again; the old model's frozen objects stay
+   (one model's worth of memory), an accepted cost for a rare operation.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Type
+import functools
+import gc
+import logging
+from typing import Any, Awaitable, Callable, Dict, Optional, Type, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _installed = False
 
 
-def install() -> None:
-    """Memoises ``rasa.shared.core.events.Event.resolve_by_type``. Idempotent."""
-    global _installed
-    if _installed:
-        return
+def freeze_heap() -> int:
+    """Collects garbage, then exempts every surviving object from future collections.
+
+    Returns the number of frozen objects.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
+def freezing_after(load: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Wraps an async model loader: once it has loaded, the heap is frozen."""
+    if getattr(load, "_walletbot_freezes", False):
+        return load
+
+    @functools.wraps(load)
+    async def load_then_freeze(*args: Any, **kwargs: Any) -> T:
+        result = await load(*args, **kwargs)
+        frozen = freeze_heap()
+        logger.debug("Froze %d objects after loading the model.", frozen)
+        return result
+
+    load_then_freeze._walletbot_freezes = True  # type: ignore[attr-defined]
+    return load_then_freeze
+
+
+def _memoise_resolve_by_type() -> None:
     from rasa.shared.core import events
 
     original = events.Event.resolve_by_type
@@ -35,4 +78,23 @@ def install() -> None:
         return result
 
     events.Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[assignment]
+
+
+def _freeze_after_model_load() -> None:
+    # `rasa run` loads the model in a before_server_start listener
+    # (rasa.core.run.load_agent_on_start) through `rasa.core.agent.load_agent`,
+    # looked up at call time; the channels' blueprints, hence install(), come
+    # earlier. PUT /model (rasa.server) uses the same function.
+    import rasa.core.agent
+
+    rasa.core.agent.load_agent = freezing_after(rasa.core.agent.load_agent)
+
+
+def install() -> None:
+    """Installs both speed-ups. Idempotent."""
+    global _installed
+    if _installed:
+        return
+    _memoise_resolve_by_type()
+    _freeze_after_model_load()
     _installed = True
