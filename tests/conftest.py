@@ -23,6 +23,9 @@ MODEL_PATH = PROJECT_ROOT / "models" / "walletbot.tar.gz"
 # Final, untouched test set; nlu_dev.yml is the development set used for tuning.
 HELDOUT_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_test.yml"
 DEV_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_dev.yml"
+# Second final test set, written from ../shared/spec and ../shared/sources only,
+# by someone who never saw the training data; never used for tuning.
+BLIND_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_test_blind.yml"
 RASA = str(PROJECT_ROOT / ".venv" / "bin" / "rasa")
 
 

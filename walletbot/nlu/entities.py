@@ -3,7 +3,9 @@
 These three entities have a fixed shape (an order number is a prefix and 12
 digits; a type is one of a closed set of words; an amount is a number with a
 currency marker), so rules are more reliable than a statistical tagger trained
-on a few hundred lines. The rules run on a spaCy ``Doc`` built by a blank
+on a few hundred lines. A bare number is an amount only where the context says
+so: right after a transaction word (``提现了3000``), after the word for amount,
+or as a standalone Chinese numeral in hundreds or more (``两千五``). The rules run on a spaCy ``Doc`` built by a blank
 Chinese pipeline with the jieba segmenter: spaCy's ``Matcher`` and
 ``PhraseMatcher`` give token-aware matching (``提现`` does not match inside an
 unrelated word), and spans give character offsets for Rasa.
@@ -26,6 +28,13 @@ _ARABIC_NUMBER_RE = re.compile(r"^\d+(?:[.,]\d+)*(?:\.\d+)?$")
 # jieba's HMM sometimes glues the currency word to what follows ("元到");
 # this catches a number + currency word whatever the segmentation.
 _AMOUNT_IN_TEXT_RE = re.compile(r"(?<![A-Za-z\d.])[¥￥]?\d+(?:\.\d+)?\s*(?:元|块钱|块)")
+# "两千五", "三百": a Chinese numeral with a magnitude, standing on its own
+# (jieba splits it unpredictably: "两 / 千五"), not followed by a unit.
+_CN_AMOUNT_IN_TEXT_RE = re.compile(
+    r"(?<![零〇一二两三四五六七八九十百千万亿点\d第])"
+    r"[一二两三四五六七八九十]+[百千万][零〇一二两三四五六七八九十百千万]*"
+    r"(?=$|[\s，。,.!！?？；;、的吧啊呢哈嘛])"
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,8 @@ def parse_amount(raw: str) -> Optional[str]:
     """Numeric string for an amount (``五百块`` -> ``500``, ``¥1,000`` -> ``1000``)."""
     text = raw.strip()
     for marker in sorted(
-        vocab.CURRENCY_PREFIXES + vocab.CURRENCY_SUFFIXES, key=len, reverse=True
+        vocab.CURRENCY_PREFIXES + vocab.CURRENCY_SUFFIXES + vocab.TYPO_CURRENCY_SUFFIXES,
+        key=len, reverse=True,
     ):
         text = text.replace(marker, "")
     text = text.replace(",", "").strip()
@@ -137,6 +147,10 @@ class WalletEntityRules:
                 [currency_before, fused],
             ],
         )
+        self._typo_amounts = Matcher(vocab_)
+        self._typo_amounts.add(
+            "amount", [[arabic, {"TEXT": {"IN": list(vocab.TYPO_CURRENCY_SUFFIXES)}}]]
+        )
         # "金额是1000": a bare number right after the word for amount.
         self._keyed_amounts = Matcher(vocab_)
         self._keyed_amounts.add(
@@ -202,19 +216,36 @@ class WalletEntityRules:
         matches = []
         spans = [doc[start:end] for _, start, end in self._amounts(doc)]
         spans += [doc[end - 1 : end] for _, _, end in self._keyed_amounts(doc)]
+        # "800快 / 到了": 快 is "soon" when a verb follows.
+        spans += [doc[start:end] for _, start, end in self._typo_amounts(doc)
+                  if end == len(doc) or doc[end].text not in ("到", "了", "点", "要", "就")]
+        spans += self._numbers_after_a_tx_word(doc)
         for span in spans:
             value = parse_amount(span.text)
             if value:
                 matches.append(
                     EntityMatch("amount", value, span.start_char, span.end_char, span.text)
                 )
-        for hit in _AMOUNT_IN_TEXT_RE.finditer(doc.text):
-            value = parse_amount(hit.group())
-            if value:
-                matches.append(
-                    EntityMatch("amount", value, hit.start(), hit.end(), hit.group())
-                )
+        for regex in (_AMOUNT_IN_TEXT_RE, _CN_AMOUNT_IN_TEXT_RE):
+            for hit in regex.finditer(doc.text):
+                value = parse_amount(hit.group())
+                if value:
+                    matches.append(
+                        EntityMatch("amount", value, hit.start(), hit.end(), hit.group())
+                    )
         return matches
+
+    def _numbers_after_a_tx_word(self, doc: Any) -> List[Any]:
+        """``提现了3000``, ``转账800给朋友``, ``充值的500``: a number right after a transaction word."""
+        spans = []
+        for _, _, end in self._types(doc):
+            index = end + 1 if end < len(doc) and doc[end].text in ("了", "的") else end
+            if index >= len(doc) or not _ARABIC_NUMBER_RE.match(doc[index].text):
+                continue
+            following = doc[index + 1].text if index + 1 < len(doc) else ""
+            if following not in vocab.NON_MONEY_UNITS:
+                spans.append(doc[index : index + 1])
+        return spans
 
 
 def _without_overlaps(matches: Iterable[EntityMatch]) -> List[EntityMatch]:

@@ -49,6 +49,9 @@ def test_order_id_offsets_point_into_the_original_text(rules):
         ("转给李四的钱", "transfer"),
         ("汇款对方没收到", "transfer"),
         ("退款到哪了", "refund"),
+        ("上周储值的那笔", "topup"),
+        ("轉帳給房東", "transfer"),
+        ("ATM取款失败了", "withdraw"),
     ],
 )
 def test_tx_type_synonyms_map_to_canonical_values(rules, text, expected):
@@ -66,6 +69,24 @@ def test_tx_type_synonyms_map_to_canonical_values(rules, text, expected):
         ("金额是1000", ["1000"]),
         ("我想top up 1000rmb", ["1000"]),
         ("我有3个问题", []),
+        # A bare number right after a transaction word is money...
+        ("昨晚充值了1500怎么还没到", ["1500"]),
+        ("给同事转账650没收到", ["650"]),
+        ("取款8000", ["8000"]),
+        ("上午提现的2000到哪了", ["2000"]),
+        # ...unless a unit makes it a count or a time.
+        ("提现4天了", []),
+        ("提现2次都失败", []),
+        ("转账3个工作日", []),
+        # Standalone Chinese numerals in hundreds or more, however jieba splits them.
+        ("大概一千五，记不清了", ["1500"]),
+        ("三百", ["300"]),
+        ("等了三百年", []),
+        ("第一百次", []),
+        ("两千多", []),
+        # 快 typed for 块 after digits, but not "soon".
+        ("60快的那笔", ["60"]),
+        ("60快到了吗", []),
     ],
 )
 def test_amounts(rules, text, expected):
