@@ -20,6 +20,15 @@
    anyway while the model is loaded. A model loaded later (``PUT
    /model``) freezes the new heap again; the old model's frozen objects stay
    (one model's worth of memory), an accepted cost for a rare operation.
+
+3. Every action-server response is checked against Rasa's response schema
+   with ``jsonschema.validate``, which first validates the (constant) schema
+   itself against the JSON-Schema meta-schema and builds a new validator:
+   about 9 % of the Rasa process's busy time in a lookup-heavy benchmark
+   (py-spy), two thirds of it in the meta-schema check. The schema is now
+   checked and its validator built once per action class; every response is
+   still validated the same way and an invalid one raises the same
+   ``ValidationError`` with the same message.
 """
 
 from __future__ import annotations
@@ -80,6 +89,40 @@ def _memoise_resolve_by_type() -> None:
     events.Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[assignment]
 
 
+def _cache_action_result_validator() -> None:
+    from jsonschema.exceptions import best_match
+    from jsonschema.validators import validator_for
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.constants import DOCS_BASE_URL
+
+    validators: Dict[type, Any] = {}
+
+    def validator(action: RemoteAction) -> Any:
+        found = validators.get(type(action))
+        if found is None:
+            # What jsonschema.validate does on every call.
+            schema = action.action_response_format_spec()
+            cls = validator_for(schema)
+            cls.check_schema(schema)
+            found = validators[type(action)] = cls(schema)
+        return found
+
+    def _validate_action_result(self: RemoteAction, result: Dict[str, Any]) -> bool:
+        error = best_match(validator(self).iter_errors(result))
+        if error is None:
+            return True
+        # Rasa's own message (rasa/core/actions/action.py).
+        error.message += (
+            f". Failed to validate Action server response from API, "
+            f"make sure your response from the Action endpoint is valid. "
+            f"For more information about the format visit "
+            f"{DOCS_BASE_URL}/custom-actions"
+        )
+        raise error
+
+    RemoteAction._validate_action_result = _validate_action_result  # type: ignore[assignment]
+
+
 def _freeze_after_model_load() -> None:
     # `rasa run` loads the model in a before_server_start listener
     # (rasa.core.run.load_agent_on_start) through `rasa.core.agent.load_agent`,
@@ -91,10 +134,11 @@ def _freeze_after_model_load() -> None:
 
 
 def install() -> None:
-    """Installs both speed-ups. Idempotent."""
+    """Installs the speed-ups. Idempotent."""
     global _installed
     if _installed:
         return
     _memoise_resolve_by_type()
     _freeze_after_model_load()
+    _cache_action_result_validator()
     _installed = True

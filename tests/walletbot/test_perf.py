@@ -64,3 +64,64 @@ def test_frozen_heap_still_collects_new_garbage(unfrozen):
     make_cycle()
     gc.collect()
     assert sum(isinstance(o, Node) for o in gc.get_objects()) == before
+
+
+def _rasa_error(response):
+    """What Rasa 3.6's own RemoteAction._validate_action_result raises."""
+    from jsonschema import ValidationError, validate
+    from rasa.core.actions.action import RemoteAction
+
+    try:
+        validate(response, RemoteAction.action_response_format_spec())
+    except ValidationError as error:
+        return error
+    return None
+
+
+@pytest.mark.parametrize("response", [
+    {"events": [{"event": "slot", "name": "x", "value": 1}], "responses": [{"text": "hi"}]},
+    {"events": [], "responses": []},
+    {},
+    {"events": [{"event": "no-such-event"}]},
+    {"events": [{"event": "slot"}]},
+    {"responses": "not a list"},
+    {"events": "not a list", "responses": [1]},
+    [],
+])
+def test_action_result_validation_is_unchanged(response):
+    from jsonschema import ValidationError
+    from rasa.core.actions.action import RemoteAction
+
+    perf.install()
+    action = RemoteAction("action_x", None)
+    expected = _rasa_error(response)
+    if expected is None:
+        assert action._validate_action_result(response) is True
+    else:
+        with pytest.raises(ValidationError) as raised:
+            action._validate_action_result(response)
+        assert raised.value.message == expected.message + (
+            ". Failed to validate Action server response from API, make sure your response "
+            "from the Action endpoint is valid. For more information about the format visit "
+            "https://rasa.com/docs/rasa/custom-actions")
+        assert list(raised.value.path) == list(expected.path)
+
+
+def test_action_response_schema_is_checked_once(monkeypatch):
+    from jsonschema.validators import validator_for
+    from rasa.core.actions.action import RemoteAction
+
+    perf.install()
+
+    class OtherRemoteAction(RemoteAction):  # not cached yet
+        pass
+
+    cls = validator_for(RemoteAction.action_response_format_spec())
+    checks = []
+    original = cls.check_schema.__func__
+    monkeypatch.setattr(cls, "check_schema",
+                        classmethod(lambda c, schema, **kw: (checks.append(1), original(c, schema, **kw))[1]))
+    action = OtherRemoteAction("action_x", None)
+    for _ in range(3):
+        assert action._validate_action_result({"events": [], "responses": [{"text": "hi"}]})
+    assert len(checks) == 1
