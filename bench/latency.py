@@ -11,6 +11,13 @@ webhook (signed plaintext XML). Bot users alternate an FAQ question and a
 transaction lookup (action server + wallet DB in the loop).
 
     . scripts/env.sh && .venv/bin/python bench/latency.py [--duration 20] [--users 1,10,50]
+        [--workers 2]
+
+--workers N adds a third Rasa server for the bot: N Sanic workers (SANIC_WORKERS)
+on port 16025 with the production lock store (walletbot.lockstore.AtomicRedisLockStore,
+config/prod/endpoints.yml) on a throw-away redis-server (port 16379), sharing the
+action server and the wallet DB, with its own SQLite tracker store; its REST channel
+gets the same load ("bot REST xN").
 
 Prints a Markdown table (messages/s, p50/p95/p99 in ms, errors, ratios to the
 bare server) and the cost figures (model load time, resident memory).
@@ -79,13 +86,18 @@ def rss_mb(pid: int) -> float:
 
 
 class Server:
-    def __init__(self, name: str, argv: List[str], env: Dict[str, str], ready_url: str,
+    def __init__(self, name: str, argv: List[str], env: Dict[str, str], ready_url: Optional[str],
                  log: Path) -> None:
         self.name = name
         started = time.time()
         self.process = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True,
                                         stdout=open(log, "wb"), stderr=subprocess.STDOUT)
-        wait_ready(ready_url, self.process)
+        if ready_url is None:
+            time.sleep(0.5)
+            if self.process.poll() is not None:
+                raise SystemExit(f"{name} exited with {self.process.returncode}")
+        else:
+            wait_ready(ready_url, self.process)
         self.load_seconds = time.time() - started
 
     def stop(self) -> None:
@@ -188,6 +200,8 @@ def bind_bench_users(wallet_url: str, user_counts: List[int]) -> None:
                             user_id="U1001")
                 bind_sender(conn=conn, channel="wechat", sender_id=f"o_bench_{users}_{i}",
                             user_id="U1001")
+                bind_sender(conn=conn, channel="rest", sender_id=f"bench-restw-{users}-{i}",
+                            user_id="U1001")
 
 
 def main() -> int:
@@ -195,6 +209,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per load step")
     parser.add_argument("--users", default="1,10,50", help="concurrent users per step")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also measure the bot with this many Sanic workers and a Redis lock store")
     parser.add_argument("--tf-threads", type=int, default=0,
                         help="TF intra/inter-op threads of both Rasa servers (0: TensorFlow's default)")
     args = parser.parse_args()
@@ -235,6 +251,21 @@ def main() -> int:
                                   "credentials.yml"],
                      bot_env, "http://127.0.0.1:16015/", work / "bot.log")
         servers.append(bot)
+        if args.workers:
+            redis_server = shutil.which("redis-server") or "/usr/sbin/redis-server"
+            servers.append(Server("redis", [redis_server, "--port", "16379", "--bind", "127.0.0.1",
+                                            "--dir", str(work), "--save", "", "--appendonly", "no"],
+                                  env, None, work / "redis.log"))
+            workers_env = dict(bot_env)
+            workers_env.update(SANIC_WORKERS=str(args.workers), REDIS_HOST="127.0.0.1",
+                               REDIS_PORT="16379", REDIS_DB="0", REDIS_PASSWORD="",
+                               TRACKER_DB_URL=f"sqlite:///{work / 'tracker-workers.db'}")
+            servers.append(Server(f"bot rasa x{args.workers}",
+                                  [str(BIN / "rasa"), "run", "--model", str(BOT_MODEL),
+                                   "--port", "16025", "--interface", "127.0.0.1",
+                                   "--endpoints", "config/prod/endpoints.yml",
+                                   "--credentials", "credentials.yml"],
+                                  workers_env, "http://127.0.0.1:16025/", work / "bot-workers.log"))
 
         bot_messages = ["怎么提现", "帮我查一下WD202611180002"]
         steps = [
@@ -242,6 +273,9 @@ def main() -> int:
             ("bot REST", "rest", "http://127.0.0.1:16015", bot_messages, "bench-rest-{n}-"),
             ("bot WeChat", "wechat", "http://127.0.0.1:16015", bot_messages, "o_bench_{n}_"),
         ]
+        if args.workers:
+            steps.append((f"bot REST x{args.workers}", "rest", "http://127.0.0.1:16025",
+                          bot_messages, "bench-restw-{n}-"))
         results: Dict[str, Dict[int, Dict[str, float]]] = {}
         for users in user_counts:
             for name, target, base, messages, prefix in steps:
@@ -261,7 +295,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nDuration per step: {args.duration:.0f} s; bot messages alternate an FAQ and a "
-          f"transaction lookup; TF threads: {args.tf_threads or 'default'}.\n")
+          f"transaction lookup; TF threads: {args.tf_threads or 'default'}; "
+          f"extra bot with Sanic workers: {args.workers or 'none'}.\n")
     print("| target | users | messages/s | p50 ms | p95 ms | p99 ms | errors | "
           "msg/s vs bare | p99 vs bare |")
     print("|---|---|---|---|---|---|---|---|---|")
