@@ -24,8 +24,8 @@
 3. Every action-server response is checked against Rasa's response schema
    with ``jsonschema.validate``, which first validates the (constant) schema
    itself against the JSON-Schema meta-schema and builds a new validator:
-   about 9 % of the Rasa process's busy time in a lookup-heavy benchmark
-   (py-spy), two thirds of it in the meta-schema check. The schema is now
+   about 20 % of the server's main-thread samples in a lookup-heavy benchmark
+   (py-spy), most of it in the meta-schema check. The schema is now
    checked and its validator built once per action class; every response is
    still validated the same way and an invalid one raises the same
    ``ValidationError`` with the same message.
