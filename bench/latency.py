@@ -131,12 +131,23 @@ def wechat_request(base: str, openid: str, text: str, msg_id: int) -> tuple:
     return url, body.encode()
 
 
-async def user_loop(session: aiohttp.ClientSession, target: str, base: str, sender: str,
+MAX_SESSIONS = 200  # conversations per simulated user with --session-turns
+
+
+def session_sender(sender: str, turn: int, session_turns: int) -> str:
+    """The sender id of ``turn``: a new conversation every ``session_turns`` turns."""
+    if not session_turns:
+        return sender
+    return f"{sender}.{(turn // session_turns) % MAX_SESSIONS}"
+
+
+async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user: str,
                     messages: List[str], stop_at: float, latencies: List[float],
-                    errors: List[str], ids: "itertools.count") -> None:
-    for text in itertools.cycle(messages):
+                    errors: List[str], ids: "itertools.count", session_turns: int = 0) -> None:
+    for turn, text in enumerate(itertools.cycle(messages)):
         if time.monotonic() >= stop_at:
             return
+        sender = session_sender(user, turn, session_turns)
         started = time.monotonic()
         try:
             if target == "wechat":
@@ -157,7 +168,7 @@ async def user_loop(session: aiohttp.ClientSession, target: str, base: str, send
 
 
 async def run_load(target: str, base: str, users: int, duration: float, messages: List[str],
-                   sender_prefix: str) -> Dict[str, float]:
+                   sender_prefix: str, session_turns: int = 0) -> Dict[str, float]:
     latencies: List[float] = []
     errors: List[str] = []
     ids = itertools.count(int(time.time() * 1000))
@@ -167,12 +178,13 @@ async def run_load(target: str, base: str, users: int, duration: float, messages
         # Warm-up: each sender's first turn starts its session.
         await asyncio.gather(*(
             user_loop(session, target, base, f"{sender_prefix}{i}", messages[:1],
-                      time.monotonic() + 0.001, [], [], ids) for i in range(users)))
+                      time.monotonic() + 0.001, [], [], ids, session_turns)
+            for i in range(users)))
         started = time.monotonic()
         stop_at = started + duration
         await asyncio.gather(*(
             user_loop(session, target, base, f"{sender_prefix}{i}", messages, stop_at,
-                      latencies, errors, ids) for i in range(users)))
+                      latencies, errors, ids, session_turns) for i in range(users)))
         elapsed = time.monotonic() - started
     ordered = sorted(latencies) or [0.0]
 
@@ -187,17 +199,22 @@ async def run_load(target: str, base: str, users: int, duration: float, messages
     }
 
 
-def bind_bench_users(wallet_url: str, user_counts: List[int]) -> None:
-    """Binds every step's senders to 张三, so lookups run the whole path."""
+def bind_bench_users(wallet_url: str, user_counts: List[int], prefixes: List[str],
+                     session_turns: int) -> None:
+    """Binds every step's REST senders to 张三, so lookups run the whole path."""
     from walletbot.store import bind_sender, init_db, make_engine
 
     engine = make_engine(wallet_url)
     init_db(engine)
     with engine.begin() as conn:
         for users in user_counts:
-            for i in range(users):
-                bind_sender(conn=conn, channel="rest", sender_id=f"bench-rest-{users}-{i}",
-                            user_id="U1001")
+            for prefix in prefixes:
+                for i in range(users):
+                    user = f"{prefix.format(n=users)}{i}"
+                    senders = {session_sender(user, k * session_turns, session_turns)
+                               for k in range(MAX_SESSIONS)}
+                    for sender in sorted(senders):
+                        bind_sender(conn=conn, channel="rest", user_id="U1001", sender_id=sender)
                 bind_sender(conn=conn, channel="wechat", sender_id=f"o_bench_{users}_{i}",
                             user_id="U1001")
                 bind_sender(conn=conn, channel="rest", sender_id=f"bench-restw-{users}-{i}",
@@ -211,6 +228,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--workers", type=int, default=0,
                         help="also measure the bot with this many Sanic workers and a Redis lock store")
+    parser.add_argument("--session-turns", type=int, default=0,
+                        help="each user starts a new conversation every N turns "
+                             "(0: one conversation per user and step)")
     parser.add_argument("--tf-threads", type=int, default=0,
                         help="TF intra/inter-op threads of both Rasa servers (0: TensorFlow's default)")
     args = parser.parse_args()
@@ -239,7 +259,8 @@ def main() -> int:
         wallet_url = f"sqlite:///{work / 'wallet.db'}"
         bot_env.update(ACTION_ENDPOINT_URL="http://127.0.0.1:16055/webhook",
                        TRACKER_DB_URL=f"sqlite:///{work / 'tracker.db'}", WALLET_DB_URL=wallet_url)
-        bind_bench_users(wallet_url, user_counts)
+        bind_bench_users(wallet_url, user_counts, ["bench-rest-{n}-", "bench-restw-{n}-"],
+                         args.session_turns)
         actions = Server("action server", [str(BIN / "rasa"), "run", "actions", "--actions",
                                            "actions", "--port", "16055"],
                          bot_env, "http://127.0.0.1:16055/health", work / "actions.log")
@@ -281,7 +302,7 @@ def main() -> int:
             for name, target, base, messages, prefix in steps:
                 # New senders per step: every step starts with short conversations.
                 figures = asyncio.run(run_load(target, base, users, args.duration, messages,
-                                               prefix.format(n=users)))
+                                               prefix.format(n=users), args.session_turns))
                 results.setdefault(name, {})[users] = figures
                 print(f"{name:10} users={users:3} {figures['per_second']:7.1f} msg/s "
                       f"p50={figures['p50']:6.0f} p95={figures['p95']:6.0f} "
@@ -296,7 +317,8 @@ def main() -> int:
 
     print(f"\nDuration per step: {args.duration:.0f} s; bot messages alternate an FAQ and a "
           f"transaction lookup; TF threads: {args.tf_threads or 'default'}; "
-          f"extra bot with Sanic workers: {args.workers or 'none'}.\n")
+          f"extra bot with Sanic workers: {args.workers or 'none'}; new conversation every "
+          f"{args.session_turns or 'never'} turns.\n")
     print("| target | users | messages/s | p50 ms | p95 ms | p99 ms | errors | "
           "msg/s vs bare | p99 vs bare |")
     print("|---|---|---|---|---|---|---|---|---|")
