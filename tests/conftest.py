@@ -34,6 +34,8 @@ def _model_is_current() -> bool:
         return False
     inputs = [PROJECT_ROOT / "config.yml", PROJECT_ROOT / "domain.yml"]
     inputs += list((PROJECT_ROOT / "data").rglob("*"))
+    # Custom components are part of the model too (the Makefile's MODEL_INPUTS agree).
+    inputs += list((PROJECT_ROOT / "walletbot" / "nlu").glob("*.py"))
     newest = max(p.stat().st_mtime for p in inputs if p.is_file())
     return MODEL_PATH.stat().st_mtime >= newest
 
