@@ -141,10 +141,10 @@ class WebChatInput(InputChannel):
     def _server(self) -> AsyncServer:
         manager = None
         if self.redis_url:
-            import socketio
+            from walletbot.channels.web_fanout import ResilientRedisManager
 
             # Several Rasa replicas: an emit on one reaches sockets on all.
-            manager = socketio.AsyncRedisManager(self.redis_url)
+            manager = ResilientRedisManager(self.redis_url)
         kwargs: Dict[str, Any] = {"async_mode": "sanic", "cors_allowed_origins": []}
         if manager is not None:
             kwargs["client_manager"] = manager
