@@ -126,7 +126,9 @@ def test_prod_endpoints_build_a_redis_lock_store_and_a_sql_tracker_store(monkeyp
     endpoints = PROD / "endpoints.yml"
     assert env_refs(endpoints) == set(values)
     tracker = read_endpoint_config(str(endpoints), "tracker_store")
-    assert tracker.type == "SQL" and tracker.url == values["TRACKER_DB_URL"]
+    # Built (on SQLite) in tests/walletbot/test_trackerstore.py.
+    assert tracker.type == "walletbot.trackerstore.ThreadedSQLTrackerStore"
+    assert tracker.url == values["TRACKER_DB_URL"]
     lock_store = LockStore.create(read_endpoint_config(str(endpoints), "lock_store"))
     assert isinstance(lock_store, AtomicRedisLockStore)
     kwargs = lock_store.red.connection_pool.connection_kwargs

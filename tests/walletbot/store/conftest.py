@@ -1,182 +1,19 @@
 """Engines for the data-layer tests: every test runs on SQLite and PostgreSQL.
 
-PostgreSQL is a throwaway server started once per test session from the
-machine's binaries (``initdb``/``pg_ctl`` on PATH or under
-``/usr/lib/postgresql/*/bin``, Debian's ``postgresql`` package), in a temporary
-folder, on a free localhost port; each test gets a new schema in it. As root
-the server runs as the unprivileged ``postgres`` user (created if missing),
-because PostgreSQL refuses to run as root. Without the binaries the PostgreSQL
-tests are skipped, or fail when ``CI=true``. ``WALLETBOT_TEST_PG_URL`` (a URL
-of a database where the role may create schemas) uses an existing server instead.
+PostgreSQL comes from the session's ``pg_server`` (tests/walletbot/conftest.py):
+each test gets a new, empty schema in it.
 """
 
 from __future__ import annotations
 
-import glob
-import itertools
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from walletbot.store import init_db, make_engine
-
-PG_USER = "postgres"  # OS user that runs the server when the tests run as root
-
-
-def _find_pg_bin() -> Optional[Tuple[str, str]]:
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if initdb and pg_ctl:
-        return initdb, pg_ctl
-
-    def version(path: str) -> Tuple[int, ...]:
-        number = Path(path).parent.name
-        return tuple(int(p) for p in number.split(".") if p.isdigit())
-
-    for bindir in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
-        initdb, pg_ctl = os.path.join(bindir, "initdb"), os.path.join(bindir, "pg_ctl")
-        if os.access(initdb, os.X_OK) and os.access(pg_ctl, os.X_OK):
-            return initdb, pg_ctl
-    return None
-
-
-def _run_as_prefix() -> Tuple[List[str], Optional[pwd.struct_passwd]]:
-    """Command prefix that drops root to PG_USER, creating that user if needed."""
-    if os.geteuid() != 0:
-        return [], None
-    try:
-        account = pwd.getpwnam(PG_USER)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home",
-             "--shell", "/usr/sbin/nologin", PG_USER],
-            check=True, capture_output=True,
-        )
-        account = pwd.getpwnam(PG_USER)
-    if shutil.which("runuser"):
-        return ["runuser", "-u", PG_USER, "--"], account
-    return [
-        "setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--init-groups",
-    ], account
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class PostgresServer:
-    """A PostgreSQL database the tests carve fresh schemas out of.
-
-    Each :meth:`new_url` is a new, empty schema, made the connection's
-    ``search_path`` through the URL: milliseconds, where a new database takes
-    a checkpoint (~0.2 s).
-    """
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = sa.engine.make_url(admin_url)
-        self._counter = itertools.count(1)
-        self._prefix = f"walletbot_test_{os.getpid()}_"
-        self._admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-
-    def new_url(self) -> str:
-        """URL whose connections see only a new, empty schema."""
-        schema = f"{self._prefix}{next(self._counter)}"
-        with self._admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        url = self.admin_url.update_query_dict({"options": f"-csearch_path={schema}"})
-        return url.render_as_string(hide_password=False)
-
-    def close(self) -> None:
-        """Drops the schemas this run created (they may be on a shared server)."""
-        with self._admin.connect() as conn:
-            names = conn.execute(
-                sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                {"p": self._prefix + "%"},
-            ).scalars().all()
-            for name in names:
-                conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        self._admin.dispose()
-
-
-def _start_server(initdb: str, pg_ctl: str) -> Tuple[str, Callable[[], None]]:
-    prefix, account = _run_as_prefix()
-    base = Path(tempfile.mkdtemp(prefix="walletbot-pg-", dir="/tmp" if account else None))
-    data, sockets, log = base / "data", base / "sock", base / "server.log"
-    sockets.mkdir()
-    if account is not None:
-        for path in (base, sockets):
-            os.chown(path, account.pw_uid, account.pw_gid)
-    env = dict(os.environ, LC_ALL="C", LANG="C")
-
-    def run(*args: str) -> None:
-        proc = subprocess.run([*prefix, *args], cwd=base, env=env,
-                              capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0:
-            server_log = log.read_text(errors="replace") if log.exists() else ""
-            raise RuntimeError(
-                f"{' '.join(args[:2])} failed ({proc.returncode}):\n"
-                f"{proc.stdout}{proc.stderr}{server_log}"
-            )
-
-    def stop() -> None:
-        try:
-            run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
-        finally:
-            shutil.rmtree(base, ignore_errors=True)
-
-    try:
-        run(initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-            "--locale=C", "--no-sync")
-        options = (f"-c listen_addresses=127.0.0.1 -k {sockets} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        for attempt in range(3):  # the free port may be taken in between
-            port = _free_port()
-            try:
-                run(pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "30",
-                    "-o", f"-p {port} {options}", "start")
-                break
-            except RuntimeError:
-                if attempt == 2:
-                    raise
-    except BaseException:
-        shutil.rmtree(base, ignore_errors=True)
-        raise
-    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", stop
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server for the whole session."""
-    existing = os.environ.get("WALLETBOT_TEST_PG_URL")
-    if existing:
-        server = PostgresServer(existing)
-        yield server
-        server.close()
-        return
-    binaries = _find_pg_bin()
-    if binaries is None:
-        message = ("PostgreSQL server binaries (initdb, pg_ctl) not found: "
-                   "apt-get install postgresql, or set WALLETBOT_TEST_PG_URL")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    url, stop = _start_server(*binaries)
-    server = PostgresServer(url)
-    try:
-        yield server
-    finally:
-        server.close()
-        stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
