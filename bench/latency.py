@@ -19,6 +19,18 @@ config/prod/endpoints.yml) on a throw-away redis-server (port 16379), sharing th
 action server and the wallet DB, with its own SQLite tracker store; its REST channel
 gets the same load ("bot REST xN").
 
+--endpoints-b FILE adds a second bot server (port 16035, its own SQLite tracker store)
+started with FILE instead of endpoints.yml, measured right after the first: an A/B
+comparison of, e.g., a tracker store ("bot REST B").
+
+--prod adds the production profile (scripts/prod.sh, started as tests/prod starts
+it, on free ports with generated secrets and the rate limit off): nginx in front of
+two Rasa replicas, the action server, PostgreSQL for the tracker store and the
+wallet DB, Redis for locks, WeChat de-duplication and the rate limit. It gets WeChat
+load in safe mode (AES-encrypted, as production's WECHAT_AES_KEY requires) through
+nginx ("prod WeChat"). REST is not measured there: production does not identify
+REST senders, so lookups would take a shorter path.
+
 Prints a Markdown table (messages/s, p50/p95/p99 in ms, errors, ratios to the
 bare server) and the cost figures (model load time, resident memory).
 """
@@ -27,10 +39,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -39,8 +53,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import aiohttp
 
@@ -119,15 +134,43 @@ def train_minimal(out: Path) -> Path:
     return model
 
 
-def wechat_request(base: str, openid: str, text: str, msg_id: int) -> tuple:
+@dataclass(frozen=True)
+class WeChatAccount:
+    """What a simulated WeChat server needs to sign (and, in safe mode, encrypt)."""
+
+    token: str = TOKEN
+    aes_key: str = ""
+    app_id: str = ""
+
+    @functools.cached_property
+    def crypto(self) -> Optional[Any]:
+        if not self.aes_key:
+            return None
+        from wechatpy.crypto import WeChatCrypto
+
+        return WeChatCrypto(self.token, self.aes_key, self.app_id)
+
+
+PLAINTEXT = WeChatAccount()
+
+
+def wechat_request(base: str, openid: str, text: str, msg_id: int,
+                   account: WeChatAccount = PLAINTEXT) -> tuple:
     timestamp, nonce = str(int(time.time())), f"n{msg_id}"
-    signature = hashlib.sha1("".join(sorted([TOKEN, timestamp, nonce])).encode()).hexdigest()
+    signature = hashlib.sha1("".join(sorted([account.token, timestamp, nonce])).encode()).hexdigest()
     url = (f"{base}/webhooks/wechat/webhook?signature={signature}&timestamp={timestamp}"
            f"&nonce={nonce}")
     body = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
             f"<FromUserName><![CDATA[{openid}]]></FromUserName>"
             f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    if account.crypto is not None:
+        envelope = account.crypto.encrypt_message(body, nonce, timestamp)
+        encrypted = re.search(r"<Encrypt><!\[CDATA\[(.*?)\]\]></Encrypt>", envelope).group(1)
+        msg_signature = re.search(r"<MsgSignature><!\[CDATA\[(.*?)\]\]>", envelope).group(1)
+        url += f"&encrypt_type=aes&msg_signature={msg_signature}"
+        body = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName>"
+                f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")
     return url, body.encode()
 
 
@@ -143,7 +186,8 @@ def session_sender(sender: str, turn: int, session_turns: int) -> str:
 
 async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user: str,
                     messages: List[str], stop_at: float, latencies: List[float],
-                    errors: List[str], ids: "itertools.count", session_turns: int = 0) -> None:
+                    errors: List[str], ids: "itertools.count", session_turns: int = 0,
+                    account: WeChatAccount = PLAINTEXT) -> None:
     for turn, text in enumerate(itertools.cycle(messages)):
         if time.monotonic() >= stop_at:
             return
@@ -151,7 +195,7 @@ async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user
         started = time.monotonic()
         try:
             if target == "wechat":
-                url, body = wechat_request(base, sender, text, next(ids))
+                url, body = wechat_request(base, sender, text, next(ids), account)
                 async with session.post(url, data=body) as response:
                     payload = await response.text()
                     ok = response.status == 200 and "<xml>" in payload
@@ -167,8 +211,42 @@ async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user
             errors.append(str(payload)[:200])
 
 
+async def lookup_reply(target: str, base: str, sender: str,
+                       account: WeChatAccount = PLAINTEXT) -> str:
+    """What the bot answers ``sender`` to the benchmark's lookup message."""
+    text = "帮我查一下WD202611180002"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        if target == "wechat":
+            msg_id = int(time.time() * 1000)
+            url, body = wechat_request(base, sender, text, msg_id, account)
+            async with session.post(url, data=body) as response:
+                reply = await response.text()
+            if account.crypto is not None and "<Encrypt>" in reply:
+                fields = dict(re.findall(r"<(\w+)><!\[CDATA\[(.*?)\]\]></\1>", reply))
+                times = dict(re.findall(r"<(TimeStamp)>(\d+)</\1>", reply))
+                reply = account.crypto.decrypt_message(
+                    reply, fields["MsgSignature"], times["TimeStamp"], fields["Nonce"])
+            return reply
+        async with session.post(f"{base}/webhooks/rest/webhook",
+                                json={"sender": sender, "message": text}) as response:
+            return json.dumps(await response.json(), ensure_ascii=False)
+
+
+def check_lookups_run(steps: List[tuple], accounts: Dict[str, WeChatAccount],
+                      user_counts: List[int], session_turns: int) -> None:
+    """Every bot step's senders get the real lookup (bound, form, wallet DB), not a login hint."""
+    for name, target, base, messages, prefix in steps:
+        if "帮我查一下WD202611180002" not in messages:
+            continue
+        sender = session_sender(f"{prefix.format(n=user_counts[0])}0", 0, session_turns)
+        reply = asyncio.run(lookup_reply(target, base, sender, accounts.get(name, PLAINTEXT)))
+        if "1000.00" not in reply:
+            raise SystemExit(f"{name}: the lookup did not run the whole path: {reply[:300]}")
+
+
 async def run_load(target: str, base: str, users: int, duration: float, messages: List[str],
-                   sender_prefix: str, session_turns: int = 0) -> Dict[str, float]:
+                   sender_prefix: str, session_turns: int = 0,
+                   account: WeChatAccount = PLAINTEXT) -> Dict[str, float]:
     latencies: List[float] = []
     errors: List[str] = []
     ids = itertools.count(int(time.time() * 1000))
@@ -178,13 +256,13 @@ async def run_load(target: str, base: str, users: int, duration: float, messages
         # Warm-up: each sender's first turn starts its session.
         await asyncio.gather(*(
             user_loop(session, target, base, f"{sender_prefix}{i}", messages[:1],
-                      time.monotonic() + 0.001, [], [], ids, session_turns)
+                      time.monotonic() + 0.001, [], [], ids, session_turns, account)
             for i in range(users)))
         started = time.monotonic()
         stop_at = started + duration
         await asyncio.gather(*(
             user_loop(session, target, base, f"{sender_prefix}{i}", messages, stop_at,
-                      latencies, errors, ids, session_turns) for i in range(users)))
+                      latencies, errors, ids, session_turns, account) for i in range(users)))
         elapsed = time.monotonic() - started
     ordered = sorted(latencies) or [0.0]
 
@@ -199,26 +277,42 @@ async def run_load(target: str, base: str, users: int, duration: float, messages
     }
 
 
-def bind_bench_users(wallet_url: str, user_counts: List[int], prefixes: List[str],
+def bind_bench_users(wallet_url: str, user_counts: List[int], prefixes: List[tuple],
                      session_turns: int) -> None:
-    """Binds every step's REST senders to 张三, so lookups run the whole path."""
+    """Binds every sender of the steps' users to 张三, so lookups run the whole path.
+
+    ``prefixes``: ``(channel, sender prefix)`` pairs; with ``session_turns``
+    each user's later conversations (new senders) are bound too.
+    """
     from walletbot.store import bind_sender, init_db, make_engine
 
     engine = make_engine(wallet_url)
     init_db(engine)
     with engine.begin() as conn:
         for users in user_counts:
-            for prefix in prefixes:
+            for channel, prefix in prefixes:
                 for i in range(users):
                     user = f"{prefix.format(n=users)}{i}"
                     senders = {session_sender(user, k * session_turns, session_turns)
                                for k in range(MAX_SESSIONS)}
                     for sender in sorted(senders):
-                        bind_sender(conn=conn, channel="rest", user_id="U1001", sender_id=sender)
-                bind_sender(conn=conn, channel="wechat", sender_id=f"o_bench_{users}_{i}",
-                            user_id="U1001")
-                bind_sender(conn=conn, channel="rest", sender_id=f"bench-restw-{users}-{i}",
-                            user_id="U1001")
+                        bind_sender(conn=conn, channel=channel, user_id="U1001", sender_id=sender)
+    engine.dispose()
+
+
+def start_prod(user_counts: List[int], session_turns: int) -> Any:
+    """scripts/prod.sh as tests/prod starts it, rate limit off, bench users bound."""
+    sys.path.insert(0, str(ROOT))
+    from tests.prod.conftest import find_binaries, start_stack
+
+    missing = [name for name, path in find_binaries().items() if path is None]
+    if missing:
+        raise SystemExit(f"--prod needs {', '.join(missing)} (apt-get install postgresql "
+                         "redis-server nginx)")
+    stack = start_stack(BOT_MODEL, {"RATE_LIMIT_PER_MINUTE": "0"})
+    bind_bench_users(stack.env["WALLET_DB_URL"], user_counts, [("wechat", "o_prod_{n}_")],
+                     session_turns)
+    return stack
 
 
 def main() -> int:
@@ -233,6 +327,11 @@ def main() -> int:
                              "(0: one conversation per user and step)")
     parser.add_argument("--tf-threads", type=int, default=0,
                         help="TF intra/inter-op threads of both Rasa servers (0: TensorFlow's default)")
+    parser.add_argument("--endpoints-b", type=Path,
+                        help="A/B: also measure the bot with this endpoints file (port 16035), "
+                             "right after the bot with endpoints.yml")
+    parser.add_argument("--prod", action="store_true",
+                        help="also measure the production profile (scripts/prod.sh) through nginx")
     args = parser.parse_args()
     user_counts = [int(u) for u in args.users.split(",")]
 
@@ -244,6 +343,7 @@ def main() -> int:
         env.update(TF_INTRA_OP_PARALLELISM_THREADS=str(args.tf_threads),
                    TF_INTER_OP_PARALLELISM_THREADS=str(args.tf_threads))
     servers: List[Server] = []
+    stack = None
     try:
         minimal = train_minimal(work)
         # Explicit --credentials/--endpoints: without them `rasa run` (cwd = the
@@ -259,7 +359,9 @@ def main() -> int:
         wallet_url = f"sqlite:///{work / 'wallet.db'}"
         bot_env.update(ACTION_ENDPOINT_URL="http://127.0.0.1:16055/webhook",
                        TRACKER_DB_URL=f"sqlite:///{work / 'tracker.db'}", WALLET_DB_URL=wallet_url)
-        bind_bench_users(wallet_url, user_counts, ["bench-rest-{n}-", "bench-restw-{n}-"],
+        bind_bench_users(wallet_url, user_counts,
+                         [("rest", "bench-rest-{n}-"), ("rest", "bench-restw-{n}-"),
+                          ("rest", "bench-restb-{n}-"), ("wechat", "o_bench_{n}_")],
                          args.session_turns)
         actions = Server("action server", [str(BIN / "rasa"), "run", "actions", "--actions",
                                            "actions", "--port", "16055"],
@@ -287,6 +389,13 @@ def main() -> int:
                                    "--endpoints", "config/prod/endpoints.yml",
                                    "--credentials", "credentials.yml"],
                                   workers_env, "http://127.0.0.1:16025/", work / "bot-workers.log"))
+        if args.endpoints_b:
+            b_env = dict(bot_env, TRACKER_DB_URL=f"sqlite:///{work / 'tracker-b.db'}")
+            servers.append(Server("bot rasa B", [str(BIN / "rasa"), "run", "--model", str(BOT_MODEL),
+                                                 "--port", "16035", "--interface", "127.0.0.1",
+                                                 "--endpoints", str(args.endpoints_b),
+                                                 "--credentials", "credentials.yml"],
+                                  b_env, "http://127.0.0.1:16035/", work / "bot-b.log"))
 
         bot_messages = ["怎么提现", "帮我查一下WD202611180002"]
         steps = [
@@ -297,12 +406,24 @@ def main() -> int:
         if args.workers:
             steps.append((f"bot REST x{args.workers}", "rest", "http://127.0.0.1:16025",
                           bot_messages, "bench-restw-{n}-"))
+        if args.endpoints_b:
+            steps.insert(2, (f"bot REST B ({args.endpoints_b})", "rest", "http://127.0.0.1:16035",
+                             bot_messages, "bench-restb-{n}-"))
+        accounts = {}
+        if args.prod:
+            stack = start_prod(user_counts, args.session_turns)
+            name = "prod WeChat (nginx, 2 replicas, PostgreSQL, Redis)"
+            steps.append((name, "wechat", stack.nginx, bot_messages, "o_prod_{n}_"))
+            accounts[name] = WeChatAccount(stack.env["WECHAT_TOKEN"], stack.env["WECHAT_AES_KEY"],
+                                           stack.env["WECHAT_APP_ID"])
+        check_lookups_run(steps, accounts, user_counts, args.session_turns)
         results: Dict[str, Dict[int, Dict[str, float]]] = {}
         for users in user_counts:
             for name, target, base, messages, prefix in steps:
                 # New senders per step: every step starts with short conversations.
                 figures = asyncio.run(run_load(target, base, users, args.duration, messages,
-                                               prefix.format(n=users), args.session_turns))
+                                               prefix.format(n=users), args.session_turns,
+                                               accounts.get(name, PLAINTEXT)))
                 results.setdefault(name, {})[users] = figures
                 print(f"{name:10} users={users:3} {figures['per_second']:7.1f} msg/s "
                       f"p50={figures['p50']:6.0f} p95={figures['p95']:6.0f} "
@@ -313,6 +434,9 @@ def main() -> int:
     finally:
         for server in servers:
             server.stop()
+        if stack is not None:
+            stack.stop()
+            shutil.rmtree(stack.folder, ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nDuration per step: {args.duration:.0f} s; bot messages alternate an FAQ and a "

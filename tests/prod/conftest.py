@@ -183,8 +183,12 @@ class ProdStack:
         return self.process.returncode
 
 
-def start_stack(model: Path) -> ProdStack:
-    """Starts scripts/prod.sh on free ports with generated secrets; waits until ready."""
+def start_stack(model: Path, extra: Optional[Dict[str, str]] = None) -> ProdStack:
+    """Starts scripts/prod.sh on free ports with generated secrets; waits until ready.
+
+    ``extra``: more KEY=VALUE settings for the env file (bench/latency.py turns
+    the rate limit off).
+    """
     require_binaries()
     # Not under pytest's 0700 tmp folder: PostgreSQL runs as `postgres` when we are root.
     folder = Path(tempfile.mkdtemp(prefix="walletbot-prod-", dir="/tmp"))
@@ -202,6 +206,7 @@ def start_stack(model: Path) -> ProdStack:
         handle.write(f"RASA_PORT={ports['rasa_1']}\nRASA_PORT_2={ports['rasa_2']}\n"
                      f"ACTION_PORT={ports['actions']}\nNGINX_PORT={ports['nginx']}\n"
                      f"PROD_DATA_DIR={folder / 'data'}\nMODEL={model}\n")
+        handle.writelines(f"{key}={value}\n" for key, value in (extra or {}).items())
     values = read_env_file(env_file)
     env = clean_env()
     env["PROD_START_TIMEOUT"] = str(START_TIMEOUT)
