@@ -87,18 +87,25 @@ def find_redis_server() -> Optional[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """URL of a throwaway ``redis-server`` (fails under CI=true when it is missing)."""
+def redis_server_binary() -> str:
+    """Path of ``redis-server``; skips without it, or fails when ``CI=true``."""
+    binary = find_redis_server()
+    if binary is None:
+        message = "redis-server not found: apt-get install redis-server"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a throwaway ``redis-server``, or of ``WALLETBOT_TEST_REDIS_URL``."""
     existing = os.environ.get("WALLETBOT_TEST_REDIS_URL")
     if existing:
         yield existing
         return
-    binary = find_redis_server()
-    if binary is None:
-        message = "redis-server not found: apt-get install redis-server, or set WALLETBOT_TEST_REDIS_URL"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = request.getfixturevalue("redis_server_binary")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="walletbot-redis-")
     process = subprocess.Popen(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -26,22 +25,14 @@ import socketio
 
 from walletbot.channels.web_fanout import ResilientRedisManager
 
+from .wechat_doubles import free_port
+
 LOGGER = "walletbot.channels.web_fanout"
 
 
 # --- a redis-server this test may kill -------------------------------------
 
 
-def find_redis_server() -> Optional[str]:
-    return shutil.which("redis-server") or next(
-        (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.path.exists(p)), None
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:
@@ -108,14 +99,8 @@ class RedisServer:
 
 
 @pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    binary = find_redis_server()
-    if binary is None:
-        message = "redis-server not found: apt-get install redis-server"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    server = RedisServer(binary)
+def redis_server(redis_server_binary: str) -> Iterator[RedisServer]:
+    server = RedisServer(redis_server_binary)
     try:
         server.start()
         yield server
