@@ -174,6 +174,9 @@ def wechat_request(base: str, openid: str, text: str, msg_id: int,
     return url, body.encode()
 
 
+# The bot's load: an FAQ question and a lookup of 张三's overdue withdrawal (design §4).
+FAQ_MESSAGE = "怎么提现"
+LOOKUP_MESSAGE = "帮我查一下WD202611180002"
 MAX_SESSIONS = 200  # conversations per simulated user with --session-turns
 
 
@@ -214,7 +217,7 @@ async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user
 async def lookup_reply(target: str, base: str, sender: str,
                        account: WeChatAccount = PLAINTEXT) -> str:
     """What the bot answers ``sender`` to the benchmark's lookup message."""
-    text = "帮我查一下WD202611180002"
+    text = LOOKUP_MESSAGE
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         if target == "wechat":
             msg_id = int(time.time() * 1000)
@@ -236,7 +239,7 @@ def check_lookups_run(steps: List[tuple], accounts: Dict[str, WeChatAccount],
                       user_counts: List[int], session_turns: int) -> None:
     """Every bot step's senders get the real lookup (bound, form, wallet DB), not a login hint."""
     for name, target, base, messages, prefix in steps:
-        if "帮我查一下WD202611180002" not in messages:
+        if LOOKUP_MESSAGE not in messages:
             continue
         sender = session_sender(f"{prefix.format(n=user_counts[0])}0", 0, session_turns)
         reply = asyncio.run(lookup_reply(target, base, sender, accounts.get(name, PLAINTEXT)))
@@ -397,7 +400,7 @@ def main() -> int:
                                                  "--credentials", "credentials.yml"],
                                   b_env, "http://127.0.0.1:16035/", work / "bot-b.log"))
 
-        bot_messages = ["怎么提现", "帮我查一下WD202611180002"]
+        bot_messages = [FAQ_MESSAGE, LOOKUP_MESSAGE]
         steps = [
             ("bare REST", "rest", "http://127.0.0.1:16005", ["hello", "bye"], "bare-{n}-"),
             ("bot REST", "rest", "http://127.0.0.1:16015", bot_messages, "bench-rest-{n}-"),
