@@ -1,5 +1,8 @@
 """Combines DIET + ResponseSelector with a linear character n-gram model.
 
+The bot's pipeline before NLU v2; bench/candidates/ keeps it to be measured
+against the current one.
+
 DIET picks one of the conversation intents or ``faq``, and the ResponseSelector
 then picks the FAQ topic; an error in either stage is final. A multinomial
 logistic regression over TF-IDF character n-grams scores all full labels
@@ -27,19 +30,15 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
-from rasa.shared.nlu.constants import INTENT, INTENT_RESPONSE_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from walletbot.nlu.labels import RETRIEVAL_INTENT, full_label, write_prediction
+
 logger = logging.getLogger(__name__)
 
-RETRIEVAL_INTENT = "faq"
 _ARRAYS_FILE = "ensemble.npz"
-
-
-def full_label(message: Message) -> Optional[str]:
-    """``faq/<key>`` for FAQ examples, the intent name otherwise."""
-    return message.get(INTENT_RESPONSE_KEY) or message.get(INTENT)
 
 
 def model_distribution(parse: Dict[str, Any]) -> Dict[str, float]:
@@ -170,45 +169,7 @@ class LexicalEnsembleClassifier(GraphComponent, IntentClassifier):
         return messages
 
     def _apply(self, message: Message, combined: Dict[str, float]) -> None:
-        # Decide on full labels: summing the FAQ labels into one "faq" score
-        # would let 24 small FAQ probabilities outvote one confident
-        # out_of_scope. An intent's score is its best full label's.
-        intents: Dict[str, float] = {}
-        faq: Dict[str, float] = {}
-        for label, p in combined.items():
-            name = label
-            if label.startswith(RETRIEVAL_INTENT + "/"):
-                faq[label] = p
-                name = RETRIEVAL_INTENT
-            intents[name] = max(intents.get(name, 0.0), p)
-        ranking = sorted(intents.items(), key=lambda kv: -kv[1])[:10]
-        top_name, top_p = ranking[0]
-        message.set(INTENT, {"name": top_name, "confidence": top_p}, add_to_output=True)
-        message.set(
-            "intent_ranking",
-            [{"name": n, "confidence": p} for n, p in ranking],
-            add_to_output=True,
-        )
-        if not faq:
-            return
-        total = sum(faq.values()) or 1.0
-        faq_ranking = sorted(((k, p / total) for k, p in faq.items()), key=lambda kv: -kv[1])
-        best_key, best_p = faq_ranking[0]
-        template = "utter_" + best_key
-        selectors = dict(message.get("response_selector") or {})
-        selectors[RETRIEVAL_INTENT] = {
-            "response": {
-                "responses": self._responses.get(template, []),
-                "confidence": best_p,
-                INTENT_RESPONSE_KEY: best_key,
-                "utter_action": template,
-            },
-            "ranking": [
-                {"id": abs(hash(k)) % (10**9), "confidence": p, INTENT_RESPONSE_KEY: k}
-                for k, p in faq_ranking[:10]
-            ],
-        }
-        message.set("response_selector", selectors, add_to_output=True)
+        write_prediction(message, combined, self._responses)
 
     def persist(self) -> None:
         """Saves arrays as .npz and the vocabulary/responses as JSON (no pickles)."""

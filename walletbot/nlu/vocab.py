@@ -9,18 +9,18 @@ from typing import Dict, Tuple
 # longest span itself.
 TX_TYPE_SYNONYMS: Dict[str, Tuple[str, ...]] = {
     "topup": (
-        "充值", "充钱", "存钱", "冲值", "充直", "充进去", "充进", "充了", "充的",
+        "充值", "充钱", "存钱", "冲值", "充直", "充植", "充进去", "充进", "充了", "充的",
         "入金", "储值", "top up", "topup", "top-up", "recharge", "deposit",
     ),
     "withdraw": (
-        "提现", "取现", "提款", "取款", "体现", "提钱", "取钱", "提出来", "提到卡",
+        "提现", "取现", "提款", "取款", "体现", "提先", "提钱", "取钱", "提出来", "提到卡",
         "转出到卡", "withdraw", "withdrawal", "cash out",
     ),
     "transfer": (
         "转账", "转帐", "转钱", "汇款", "转给", "打款", "转过去", "transfer",
     ),
     "refund": (
-        "退款", "退钱", "退回", "退费", "refund",
+        "退款", "退钱", "退回", "退费", "退宽", "refund",
     ),
 }
 

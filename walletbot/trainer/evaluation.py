@@ -22,6 +22,9 @@ class LabelledExample:
 
     text: str
     label: str
+    # How it was typed (plain, typo, pinyin, english, voice, colloquial), when
+    # the held-out file tags its blocks with ``metadata: {kind: ...}``.
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,10 @@ def load_examples(path: Path) -> List[LabelledExample]:
     examples = []
     for message in data.intent_examples:
         label = message.get("intent_response_key") or message.get("intent")
-        examples.append(LabelledExample(text=message.get("text"), label=label))
+        metadata = message.get("metadata") or {}
+        kind = str(((metadata.get("intent") or {}).get("kind"))
+                   or ((metadata.get("example") or {}).get("kind")) or "")
+        examples.append(LabelledExample(text=message.get("text"), label=label, kind=kind))
     return examples
 
 
