@@ -26,7 +26,8 @@ _CONTEXT: Dict[str, Tuple[str, int]] = {
     "utter_offer_human": ("transaction", PRIORITY_NORMAL),
     "utter_offer_human_after_fallback": ("fallback", PRIORITY_NORMAL),
     "utter_complain": ("complain", PRIORITY_HIGH),
-    "utter_wallet_unsupported": ("unsupported", PRIORITY_NORMAL),
+    # The knowledge base has no answer; the agent sees the question in the transcript.
+    "utter_wallet_unsupported": ("request_human", PRIORITY_NORMAL),
     "utter_confirm_freeze": ("account_compromised", PRIORITY_URGENT),
     "utter_freeze_declined": ("account_compromised", PRIORITY_URGENT),
 }

@@ -26,6 +26,12 @@ DEV_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_dev.yml"
 # Second final test set, written from ../shared/spec and ../shared/sources only,
 # by someone who never saw the training data; never used for tuning.
 BLIND_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_test_blind.yml"
+# Third final test set: messages as phone users type them (typos, pinyin,
+# English, voice input, colloquial), each block tagged with its kind; written
+# without looking at the training data, never used for tuning.
+TYPING_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_test_typing.yml"
+# Development set in the same style, for tuning (bench/tune_linear.py).
+DEV_TYPING_PATH = PROJECT_ROOT / "tests" / "data" / "nlu_dev_typing.yml"
 RASA = str(PROJECT_ROOT / ".venv" / "bin" / "rasa")
 
 

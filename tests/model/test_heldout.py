@@ -1,7 +1,14 @@
-"""Model quality on a held-out set written separately from the training data."""
+"""Model quality on three held-out sets written separately from the training data.
+
+The thresholds are the NLU v2 targets: on every set, accuracy after fallback
+(a fallback counts as a miss) of at least 0.96 and at most 2 % fallbacks, since
+every held-out message is one the bot can answer. bench/nlu_quality.py reports
+the same figures beside the other candidate pipelines and the baseline.
+"""
 
 import asyncio
 import json
+from collections import Counter
 
 import pytest
 
@@ -9,140 +16,142 @@ from walletbot.nlu.normalize import normalize_text
 from walletbot.settings import PROJECT_ROOT
 from walletbot.trainer import evaluation as ev
 
-from tests.conftest import BLIND_PATH, HELDOUT_PATH
+from tests.conftest import BLIND_PATH, HELDOUT_PATH, TYPING_PATH
 
 pytestmark = pytest.mark.slow
 
 TRAIN_PATH = PROJECT_ROOT / "data" / "nlu"
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+SETS = {"heldout": HELDOUT_PATH, "blind": BLIND_PATH, "typing": TYPING_PATH}
+KINDS = {"plain", "typo", "pinyin", "english", "voice", "colloquial"}
+# Labels the project added to the contract's 37.
+ADDED_LABELS = {"faq/transaction_failed", "wallet_unsupported"}
 
-# Things a user may type that no FAQ answer fits.
+# Things a user may type that carry no request: they must reach the
+# two-stage fallback (rephrase, then a human), never an answer.
 NONSENSE = [
     "asdkjhqwe", "哈哈哈哈哈哈", "。。。", "？？？", "1234567", "🍎🍌🍇",
     "的的的的的", "zxcvbnm", "嗯嗯啊啊哦哦", "qwerty uiop",
+    # Were labelled out_of_scope in nlu_test.yml before NLU v2.
+    "asdfghjkl", "🤔🤔🤔", "👻🙃👻🙃",
 ]
 
 
 @pytest.fixture(scope="module")
-def written():
-    """The test set as written."""
-    return ev.load_examples(HELDOUT_PATH)
+def training():
+    return ev.load_examples(TRAIN_PATH)
 
 
 @pytest.fixture(scope="module")
-def heldout(written):
-    """The test set without lines that also occur verbatim in the training data."""
-    return ev.exclude_seen(written, ev.load_examples(TRAIN_PATH))
+def written():
+    return {name: ev.load_examples(path) for name, path in SETS.items()}
+
+
+@pytest.fixture(scope="module")
+def heldout(written, training):
+    """Every set without lines that also occur verbatim in the training data."""
+    return {name: ev.exclude_seen(examples, training) for name, examples in written.items()}
 
 
 @pytest.fixture(scope="module")
 def scores(agent, heldout):
-    result = ev.score(asyncio.run(ev.predict_all(agent, heldout)))
+    result = {name: ev.score(asyncio.run(ev.predict_all(agent, examples)))
+              for name, examples in heldout.items()}
     ARTIFACTS.mkdir(exist_ok=True)
     report = {
-        "accuracy": result.accuracy,
-        "accuracy_after_fallback": result.accuracy_after_fallback,
-        "macro_f1": result.macro_f1,
-        "fallback_rate": result.fallback_rate,
-        "errors": [[p.gold, p.classified, round(p.confidence, 3), p.text] for p in result.errors()],
+        name: {**ev.summary(s), "errors": [[p.gold, p.final, round(p.confidence, 3), p.text]
+                                           for p in s.predictions if p.final != p.gold]}
+        for name, s in result.items()
     }
     (ARTIFACTS / "heldout_report.json").write_text(
-        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8"
-    )
+        json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return result
 
 
-@pytest.fixture(scope="module")
-def blind():
-    """The blind set without lines that also occur verbatim in the training data."""
-    return ev.exclude_seen(ev.load_examples(BLIND_PATH), ev.load_examples(TRAIN_PATH))
+@pytest.mark.parametrize("name", SETS)
+def test_scored_sets_have_no_training_lines(name, heldout, written, training):
+    seen = {normalize_text(e.text).lower() for e in training}
+    assert not [e.text for e in heldout[name] if normalize_text(e.text).lower() in seen]
+    # Only short, common lines may coincide with training data (在吗, 谢谢 …):
+    # the scored sets must stay large.
+    assert len(written[name]) - len(heldout[name]) <= 0.2 * len(written[name])
 
 
-@pytest.fixture(scope="module")
-def blind_scores(agent, blind):
-    return ev.score(asyncio.run(ev.predict_all(agent, blind)))
-
-
-def test_scored_set_has_no_training_lines(heldout, written):
-    train = {normalize_text(e.text).lower() for e in ev.load_examples(TRAIN_PATH)}
-    assert not [e.text for e in heldout if normalize_text(e.text).lower() in train]
-    # Only a few short, common lines may coincide with training data.
-    assert len(written) - len(heldout) <= 0.1 * len(written)
-
-
-def test_heldout_covers_every_contract_label(heldout):
+@pytest.mark.parametrize("name", SETS)
+def test_every_set_covers_every_contract_label(name, heldout):
     from tests.test_contract import CONVERSATION_INTENTS, FAQ_INTENTS
 
-    counts = {}
-    for example in heldout:
-        counts[example.label] = counts.get(example.label, 0) + 1
-    expected = set(CONVERSATION_INTENTS) | {f"faq/{name}" for name in FAQ_INTENTS}
-    assert set(counts) == expected
-    assert min(counts.values()) >= 8
+    counts = Counter(e.label for e in heldout[name])
+    contract = set(CONVERSATION_INTENTS) | {f"faq/{n}" for n in FAQ_INTENTS}
+    assert contract <= set(counts)
+    assert set(counts) <= contract | ADDED_LABELS
+    assert min(counts.values()) >= 6
 
 
-def test_intent_accuracy_on_heldout(scores):
-    assert scores.accuracy >= 0.92, [(p.gold, p.classified, p.text) for p in scores.errors()]
-    # The fallback threshold must not throw away many right answers.
-    assert scores.accuracy_after_fallback >= 0.90
+def test_typing_set_is_tagged_by_kind_and_covers_the_added_labels(heldout):
+    typing = heldout["typing"]
+    assert len(typing) >= 300
+    assert {e.kind for e in typing} == KINDS
+    assert ADDED_LABELS <= {e.label for e in typing}
+    per_kind = Counter(e.kind for e in typing)
+    assert min(per_kind.values()) >= 30, per_kind
 
 
-def test_intent_accuracy_on_the_blind_set(blind, blind_scores):
-    labels = {e.label for e in blind}
-    assert len(labels) == 37 and len(blind) >= 300
-    assert blind_scores.accuracy >= 0.92, [
-        (p.gold, p.classified, p.text) for p in blind_scores.errors()]
-    assert blind_scores.accuracy_after_fallback >= 0.90
+@pytest.mark.parametrize("name", SETS)
+def test_accuracy_after_fallback_on_every_set(name, scores):
+    s = scores[name]
+    misses = [(p.gold, p.final, p.text) for p in s.predictions if p.final != p.gold]
+    assert s.accuracy_after_fallback >= 0.96, misses
 
 
-def test_model_is_no_worse_than_the_tfidf_baseline(heldout, blind, scores, blind_scores):
-    """On both final sets together, against TF-IDF + logistic regression on the same data.
+@pytest.mark.parametrize("name", SETS)
+def test_answerable_messages_rarely_fall_back(name, scores):
+    fell = [(p.gold, round(p.confidence, 2), p.text) for p in scores[name].predictions
+            if p.fell_back]
+    assert scores[name].fallback_rate <= 0.02, fell
 
-    bench/nlu_quality.py reports the margin (README "Model quality"); it is small,
-    so this checks the direction only: a regression below the baseline fails.
+
+@pytest.mark.parametrize("name", SETS)
+def test_model_is_no_worse_than_the_tfidf_baseline(name, heldout, training, scores):
+    """Against TF-IDF + logistic regression trained on the same data, on each set.
+
+    bench/nlu_quality.py reports the margins and the paired test; this checks
+    the direction, with the model's fallbacks counted as misses.
     """
-    from walletbot.nlu.normalize import normalize_text
-
-    test = list(heldout) + list(blind)
-    baseline = ev.baseline_predictions(
-        ev.load_examples(TRAIN_PATH), test, normalize=normalize_text)
+    test = heldout[name]
+    baseline = ev.baseline_predictions(training, test, normalize=normalize_text)
     baseline_right = sum(e.label == label for e, label in zip(test, baseline))
-    model_right = sum(p.classified == p.gold
-                      for p in list(scores.predictions) + list(blind_scores.predictions))
+    model_right = sum(p.final == p.gold for p in scores[name].predictions)
     assert model_right >= baseline_right, (model_right, baseline_right, len(test))
 
 
-def test_ensemble_is_no_worse_than_diet_alone(scores):
-    # The lexical ensemble exists to fix DIET + ResponseSelector's mistakes.
-    diet_alone = scores.component_accuracy("model")
-    assert diet_alone is not None, "the pipeline should report the ensemble's parts"
-    assert scores.accuracy >= diet_alone
-
-
 def test_out_of_scope_never_gets_an_faq_answer(scores):
-    wrong = [
-        (p.final, p.text)
-        for p in scores.predictions
-        if p.gold == "out_of_scope" and p.final.startswith("faq/")
-    ]
+    wrong = [(p.final, p.text) for s in scores.values() for p in s.predictions
+             if p.gold == "out_of_scope" and p.final.startswith("faq/")]
     assert wrong == []
 
 
+def test_unanswerable_wallet_questions_never_get_an_faq_answer(scores):
+    # The bot must not invent an answer for what the sources do not cover.
+    wrong = [(p.final, p.text) for s in scores.values() for p in s.predictions
+             if p.gold == "wallet_unsupported" and p.final.startswith("faq/")]
+    assert len(wrong) <= 1, wrong
+
+
 @pytest.mark.parametrize("text", NONSENSE)
-def test_nonsense_never_gets_an_faq_answer(parse, text):
-    label, _, fell_back = ev.full_label_of(parse(text))
-    assert fell_back or not label.startswith("faq/"), label
+def test_nonsense_falls_back(parse, text):
+    label, confidence, fell_back = ev.full_label_of(parse(text))
+    assert fell_back, (label, confidence)
 
 
 def test_entities_on_heldout_messages(agent):
-    # Every annotated order number, transaction type and amount in both final
+    # Every annotated order number, transaction type and amount in the final
     # sets is extracted with its canonical value, and nothing else of those kinds.
     from rasa.shared.nlu.training_data.loading import load_data
 
-    messages = load_data(str(HELDOUT_PATH)).intent_examples + \
-        load_data(str(BLIND_PATH)).intent_examples
+    messages = [m for path in SETS.values() for m in load_data(str(path)).intent_examples]
     annotated = [m for m in messages if m.get("entities")]
-    assert len(annotated) >= 30, "the held-out sets should contain entities"
+    assert len(annotated) >= 50, "the held-out sets should contain entities"
     wrong = []
     for message in annotated:
         gold = sorted((e["entity"], str(e["value"])) for e in message.get("entities"))

@@ -24,7 +24,6 @@ CATEGORY_NAMES = {
     "account_compromised": "账户安全（被盗/冻结）",
     "complain": "投诉",
     "transaction": "交易核查",
-    "unsupported": "知识库无法解答",
 }
 
 Poster = Callable[[str, Dict[str, Any]], Awaitable[int]]

@@ -61,11 +61,15 @@ class WalletEntityExtractor(GraphComponent, EntityExtractorMixin):
             text = message.get(TEXT)
             if not text:
                 continue
-            found = [
-                m.as_rasa()
-                for m in self._rules.extract(text)
-                if m.entity in self._wanted
-            ]
+            found, seen = [], set()
+            for match in self._rules.extract(text):
+                entity = match.as_rasa()
+                key = (entity["entity"], entity["value"])
+                # "充钱充了300块" names one top-up twice: one entity, as the slot takes one value.
+                if match.entity not in self._wanted or (match.entity == "tx_type" and key in seen):
+                    continue
+                seen.add(key)
+                found.append(entity)
             if found:
                 found = self.add_extractor_name(found)
                 message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)

@@ -34,3 +34,12 @@ def test_extractor_respects_configured_entities():
     extractor = WalletEntityExtractor.create({"entities": ["order_id"]}, None, None, None)
     (message,) = extractor.process([Message(data={"text": "提现1000元 WD202611180002"})])
     assert [e["entity"] for e in message.get("entities")] == ["order_id"]
+
+
+def test_extractor_names_one_transaction_type_once():
+    extractor = WalletEntityExtractor.create(
+        WalletEntityExtractor.get_default_config(), None, None, None
+    )
+    (message,) = extractor.process([Message(data={"text": "刚充钱充了300块 然后又提现"})])
+    found = [(e["entity"], e["value"]) for e in message.get("entities")]
+    assert sorted(found) == [("amount", "300"), ("tx_type", "topup"), ("tx_type", "withdraw")]
