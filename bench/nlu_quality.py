@@ -156,7 +156,11 @@ def server_memory_mb(model: str) -> float:
             raise RuntimeError("no VmRSS")
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def figures(gold: Sequence[str], final: Sequence[str], fell: Sequence[bool]) -> Dict[str, float]:

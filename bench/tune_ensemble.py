@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from walletbot.nlu.ensemble import full_label, model_distribution  # noqa: E402
+from walletbot.nlu.ensemble import model_distribution  # noqa: E402
+from walletbot.nlu.labels import full_label  # noqa: E402
 from walletbot.nlu.normalize import normalize_text  # noqa: E402
 
 WEIGHTS = [0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0]

@@ -26,7 +26,7 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from walletbot.nlu.labels import full_label, write_prediction
+from walletbot.nlu.labels import labelled_texts, write_prediction
 from walletbot.nlu.linear import LinearIntentModel, ViewSpec
 from walletbot.nlu.unclear import UnclearText
 
@@ -92,11 +92,7 @@ class WalletIntentClassifier(GraphComponent, IntentClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         """Fits the model on the (already normalised) training examples."""
-        pairs = [
-            (m.get(TEXT), full_label(m))
-            for m in training_data.intent_examples
-            if m.get(TEXT) and full_label(m)
-        ]
+        pairs = labelled_texts(training_data)
         if len({label for _, label in pairs}) < 2:
             logger.warning("WalletIntentClassifier needs two labels; staying inactive")
             return self._resource

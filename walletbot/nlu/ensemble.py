@@ -34,7 +34,7 @@ from rasa.shared.nlu.constants import INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from walletbot.nlu.labels import RETRIEVAL_INTENT, full_label, write_prediction
+from walletbot.nlu.labels import RETRIEVAL_INTENT, labelled_texts, write_prediction
 
 logger = logging.getLogger(__name__)
 
@@ -121,11 +121,7 @@ class LexicalEnsembleClassifier(GraphComponent, IntentClassifier):
         """Fits the linear model on the (already normalised) training texts."""
         from sklearn.linear_model import LogisticRegression
 
-        pairs = [
-            (m.get(TEXT), full_label(m))
-            for m in training_data.intent_examples
-            if m.get(TEXT) and full_label(m)
-        ]
+        pairs = labelled_texts(training_data)
         if len({label for _, label in pairs}) < 2:
             logger.warning("LexicalEnsembleClassifier needs two labels; staying inactive")
             return self._resource

@@ -10,10 +10,11 @@ this module writes such a distribution back in Rasa's shape: ``intent`` and
 from __future__ import annotations
 
 import zlib
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from rasa.shared.nlu.constants import INTENT, INTENT_RESPONSE_KEY
+from rasa.shared.nlu.constants import INTENT, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
 
 RETRIEVAL_INTENT = "faq"
 RANKING_LENGTH = 10
@@ -22,6 +23,15 @@ RANKING_LENGTH = 10
 def full_label(message: Message) -> Optional[str]:
     """``faq/<key>`` for FAQ examples, the intent name otherwise."""
     return message.get(INTENT_RESPONSE_KEY) or message.get(INTENT)
+
+
+def labelled_texts(training_data: TrainingData) -> List[Tuple[str, str]]:
+    """``(text, full label)`` of every intent example that has both."""
+    return [
+        (m.get(TEXT), full_label(m))
+        for m in training_data.intent_examples
+        if m.get(TEXT) and full_label(m)
+    ]
 
 
 def write_prediction(
