@@ -23,6 +23,10 @@ gets the same load ("bot REST xN").
 started with FILE instead of endpoints.yml, measured right after the first: an A/B
 comparison of, e.g., a tracker store ("bot REST B").
 
+--model-b FILE does the same with another model (and endpoints.yml, or the
+--endpoints-b file): an A/B comparison of two NLU pipelines, e.g. the DIET model
+that bench/nlu_quality.py trains from bench/candidates/diet_rs_ensemble.yml.
+
 --prod adds the production profile (scripts/prod.sh, started as tests/prod starts
 it, on free ports with generated secrets and the rate limit off): nginx in front of
 two Rasa replicas, the action server, PostgreSQL for the tracker store and the
@@ -333,6 +337,8 @@ def main() -> int:
     parser.add_argument("--endpoints-b", type=Path,
                         help="A/B: also measure the bot with this endpoints file (port 16035), "
                              "right after the bot with endpoints.yml")
+    parser.add_argument("--model-b", type=Path,
+                        help="A/B: also measure the bot with this model (port 16035)")
     parser.add_argument("--prod", action="store_true",
                         help="also measure the production profile (scripts/prod.sh) through nginx")
     args = parser.parse_args()
@@ -392,11 +398,13 @@ def main() -> int:
                                    "--endpoints", "config/prod/endpoints.yml",
                                    "--credentials", "credentials.yml"],
                                   workers_env, "http://127.0.0.1:16025/", work / "bot-workers.log"))
-        if args.endpoints_b:
+        b_variant = args.endpoints_b or args.model_b
+        if b_variant:
             b_env = dict(bot_env, TRACKER_DB_URL=f"sqlite:///{work / 'tracker-b.db'}")
-            servers.append(Server("bot rasa B", [str(BIN / "rasa"), "run", "--model", str(BOT_MODEL),
+            servers.append(Server("bot rasa B", [str(BIN / "rasa"), "run", "--model",
+                                                 str(args.model_b or BOT_MODEL),
                                                  "--port", "16035", "--interface", "127.0.0.1",
-                                                 "--endpoints", str(args.endpoints_b),
+                                                 "--endpoints", str(args.endpoints_b or "endpoints.yml"),
                                                  "--credentials", "credentials.yml"],
                                   b_env, "http://127.0.0.1:16035/", work / "bot-b.log"))
 
@@ -409,8 +417,8 @@ def main() -> int:
         if args.workers:
             steps.append((f"bot REST x{args.workers}", "rest", "http://127.0.0.1:16025",
                           bot_messages, "bench-restw-{n}-"))
-        if args.endpoints_b:
-            steps.insert(2, (f"bot REST B ({args.endpoints_b})", "rest", "http://127.0.0.1:16035",
+        if b_variant:
+            steps.insert(2, (f"bot REST B ({b_variant.name})", "rest", "http://127.0.0.1:16035",
                              bot_messages, "bench-restb-{n}-"))
         accounts = {}
         if args.prod:
