@@ -10,7 +10,7 @@ from rasa_sdk import Tracker
 
 from walletbot.store.rows import User
 from walletbot.transactions.identity import binding_channel
-from walletbot.transactions.service import WalletService, default_service
+from walletbot.store.service import WalletService, default_service
 
 
 def is_production() -> bool:

@@ -14,7 +14,7 @@ from walletbot.handoff import wording
 from walletbot.handoff.service import HandoffService
 from walletbot.nlu.normalize import normalize_text
 from walletbot.privacy import mask_pii
-from walletbot.transactions.service import WalletUnavailable
+from walletbot.store.service import WalletUnavailable
 
 from actions.handoff import UsesHandoff
 

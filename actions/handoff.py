@@ -14,7 +14,7 @@ from walletbot.handoff import wording
 from walletbot.handoff.hours import when_text
 from walletbot.handoff.service import Escalation, HandoffService, default_handoff
 from walletbot.store.rows import PRIORITY_HIGH, PRIORITY_NORMAL, PRIORITY_URGENT
-from walletbot.transactions.service import WalletUnavailable
+from walletbot.store.service import WalletUnavailable
 
 from actions.common import UsesWallet, current_user
 

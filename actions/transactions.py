@@ -20,7 +20,7 @@ from rasa_sdk.types import DomainDict
 from walletbot.nlu.entities import normalize_order_id
 from walletbot.nlu.normalize import normalize_text
 from walletbot.transactions import describe as wording
-from walletbot.transactions.service import WalletService, WalletUnavailable
+from walletbot.store.service import WalletService, WalletUnavailable
 
 from actions.common import UsesWallet, current_user, utcnow
 

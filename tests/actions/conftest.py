@@ -7,7 +7,7 @@ import pytest
 from rasa_sdk import Tracker
 
 from walletbot.store.db import make_engine
-from walletbot.transactions.service import WalletService
+from walletbot.store.service import WalletService
 
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)
 

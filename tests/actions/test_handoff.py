@@ -19,7 +19,7 @@ from walletbot.handoff.notify import TicketNotifier
 from walletbot.handoff.service import HandoffService
 from walletbot.store import tickets as tq
 from walletbot.store.schema import feedback, tickets, users
-from walletbot.transactions.service import WalletService, WalletUnavailable
+from walletbot.store.service import WalletService, WalletUnavailable
 
 # 12:00 in Shanghai.
 NOON = datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)

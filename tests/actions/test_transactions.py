@@ -5,7 +5,7 @@ from actions.transactions import (
     MSG_ASK, MSG_DB_DOWN, MSG_GAVE_UP, MSG_INVALID, MSG_UNBOUND,
     ActionAskOrderId, ActionCheckTransaction, ValidateTransactionForm,
 )
-from walletbot.transactions.service import WalletService
+from walletbot.store.service import WalletService
 
 from tests.actions.conftest import make_tracker
 

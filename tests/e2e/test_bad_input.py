@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.desk_client import request
 from tests.e2e.processes import Stack
-from tests.walletbot.channels.wechat_doubles import sign, text_xml
+from tests.walletbot.channels.wechat.doubles import sign, text_xml
 
 pytestmark = pytest.mark.slow
 TOKEN = "dev-wechat-token"

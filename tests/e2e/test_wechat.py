@@ -26,7 +26,7 @@ import pytest
 from wechatpy.crypto import WeChatCrypto
 
 from tests.e2e.conftest import RunningBot, http_get, start_bot
-from tests.walletbot.channels.wechat_doubles import (
+from tests.walletbot.channels.wechat.doubles import (
     AES_KEY,
     APP_ID,
     APP_SECRET,

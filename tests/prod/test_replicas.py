@@ -32,7 +32,7 @@ import yarl
 
 from tests.prod.conftest import ProdStack, free_ports, http
 from walletbot.channels import guard
-from walletbot.channels.wechat_format import ERROR_TEXT as WECHAT_ERROR_TEXT
+from walletbot.channels.wechat.format import ERROR_TEXT as WECHAT_ERROR_TEXT
 
 pytestmark = pytest.mark.slow
 
@@ -444,14 +444,14 @@ class WeChat:
     def __init__(self, stack: ProdStack, base: str) -> None:
         from wechatpy.crypto import WeChatCrypto
 
-        from tests.walletbot.channels.wechat_doubles import WeChatServer
+        from tests.walletbot.channels.wechat.doubles import WeChatServer
 
         self.server = WeChatServer(base, token=stack.env["WECHAT_TOKEN"])
         self.server.crypto = WeChatCrypto(stack.env["WECHAT_TOKEN"], stack.env["WECHAT_AES_KEY"],
                                           stack.env["WECHAT_APP_ID"])
 
     async def say(self, openid: str, text: str) -> Tuple[float, Any]:
-        from tests.walletbot.channels.wechat_doubles import text_xml
+        from tests.walletbot.channels.wechat.doubles import text_xml
 
         started = time.monotonic()
         try:

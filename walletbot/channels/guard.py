@@ -67,7 +67,7 @@ async def open_ticket_exists(channel: str, sender_id: str) -> bool:
     counts as "no": Rasa then handles the message as usual.
     """
     from walletbot.store.tickets import open_ticket_for
-    from walletbot.transactions.service import WalletUnavailable, default_service
+    from walletbot.store.service import WalletUnavailable, default_service
 
     try:
         ticket = await default_service().run(open_ticket_for, channel=channel, sender_id=sender_id)

@@ -17,7 +17,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from walletbot import perf
+from walletbot.rasa_ext import perf
 from walletbot.channels import guard
 
 logger = logging.getLogger(__name__)

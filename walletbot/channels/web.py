@@ -27,7 +27,7 @@ from socketio import AsyncServer
 
 from walletbot.channels import guard
 from walletbot.store import queries
-from walletbot.transactions.service import WalletUnavailable, default_service
+from walletbot.store.service import WalletUnavailable, default_service
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ class WebChatInput(InputChannel):
     def _server(self) -> AsyncServer:
         manager = None
         if self.redis_url:
-            from walletbot.channels.web_fanout import ResilientRedisManager
+            from walletbot.rasa_ext.socketio import ResilientRedisManager
 
             # Several Rasa replicas: an emit on one reaches sockets on all.
             manager = ResilientRedisManager(self.redis_url)

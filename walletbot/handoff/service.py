@@ -16,7 +16,7 @@ from walletbot.handoff.transcript import summary_line, transcript_lines
 from walletbot.store import queries
 from walletbot.store import tickets as ticket_queries
 from walletbot.store.rows import Ticket
-from walletbot.transactions.service import WalletService, default_service
+from walletbot.store.service import WalletService, default_service
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from sanic import Sanic
 
 from walletbot.channels import guard
 from walletbot.channels.rest import GuardedRestInput
-from tests.walletbot.channels.wechat_doubles import free_port
+from tests.walletbot.channels.wechat.doubles import free_port
 
 
 class Bot:

@@ -47,9 +47,9 @@ from sanic.response import HTTPResponse
 from wechatpy.messages import BaseMessage
 
 from walletbot.channels import guard
-from walletbot.channels.wechat_api import DEFAULT_API_BASE, WeChatApiClient
-from walletbot.channels.wechat_dedupe import DedupeStore, make_store
-from walletbot.channels.wechat_format import (
+from walletbot.channels.wechat.api import DEFAULT_API_BASE, WeChatApiClient
+from walletbot.channels.wechat.dedupe import DedupeStore, make_store
+from walletbot.channels.wechat.format import (
     EMPTY_TEXT,
     ERROR_TEXT,
     UNSUPPORTED_TEXT,
@@ -61,7 +61,7 @@ from walletbot.channels.wechat_format import (
     image_text,
     render_buttons,
 )
-from walletbot.channels.wechat_protocol import RequestRejected, WeChatProtocol
+from walletbot.channels.wechat.protocol import RequestRejected, WeChatProtocol
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import time
 import pytest
 from wechatpy.crypto import WeChatCrypto
 
-from walletbot.channels import wechat_protocol
-from walletbot.channels.wechat_protocol import (
+from walletbot.channels.wechat import protocol as wechat_protocol
+from walletbot.channels.wechat.protocol import (
     RequestRejected,
     WeChatProtocol,
     _stdlib_guarded_fromstring,
@@ -14,7 +14,7 @@ from walletbot.channels.wechat_protocol import (
     signature_matches,
 )
 
-from .wechat_doubles import AES_KEY, APP_ID, TOKEN, sign, text_xml, xml_fields
+from .doubles import AES_KEY, APP_ID, TOKEN, sign, text_xml, xml_fields
 
 BOMB = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from walletbot.channels.wechat_dedupe import (
+from walletbot.channels.wechat.dedupe import (
     MemoryDedupeStore,
     RedisDedupeStore,
     make_store,

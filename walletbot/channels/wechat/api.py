@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import aiohttp
 
-from walletbot.channels.wechat_format import split_text
+from walletbot.channels.wechat.format import split_text
 
 logger = logging.getLogger(__name__)
 

@@ -11,16 +11,16 @@ import aiohttp
 import pytest
 from rasa.core.channels.channel import OutputChannel
 
-from walletbot.channels.wechat import WeChatInput, WeChatOutput
-from walletbot.channels.wechat_dedupe import RedisDedupeStore
-from walletbot.channels.wechat_format import (
+from walletbot.channels.wechat.channel import WeChatInput, WeChatOutput
+from walletbot.channels.wechat.dedupe import RedisDedupeStore
+from walletbot.channels.wechat.format import (
     EMPTY_TEXT,
     ERROR_TEXT,
     UNSUPPORTED_TEXT,
     WELCOME_TEXT,
 )
 
-from .wechat_doubles import (
+from .doubles import (
     ACCOUNT,
     AES_KEY,
     APP_ID,

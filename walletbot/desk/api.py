@@ -25,7 +25,7 @@ from walletbot.store import queries
 from walletbot.store import tickets as ticket_queries
 from walletbot.store.rows import Ticket
 from walletbot.transactions.describe import STATUS_NAMES, TYPE_NAMES
-from walletbot.transactions.service import WalletService, WalletUnavailable, default_service
+from walletbot.store.service import WalletService, WalletUnavailable, default_service
 
 logger = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List, Opti
 import pytest
 import socketio
 
-from walletbot.channels.web_fanout import ResilientRedisManager
+from walletbot.rasa_ext.socketio import ResilientRedisManager
 
-from .wechat_doubles import free_port
+from tests.walletbot.channels.wechat.doubles import free_port
 
-LOGGER = "walletbot.channels.web_fanout"
+LOGGER = "walletbot.rasa_ext.socketio"
 
 
 # --- a redis-server this test may kill -------------------------------------

@@ -2,7 +2,7 @@
 
 import pytest
 
-from walletbot.channels.wechat_format import (
+from walletbot.channels.wechat.format import (
     BUTTON_HINT,
     MAX_TEXT_BYTES,
     choice_payload,

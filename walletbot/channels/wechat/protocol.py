@@ -20,7 +20,7 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 from wechatpy.utils import WeChatSigner
 
-from walletbot.channels.wechat_format import cdata_safe
+from walletbot.channels.wechat.format import cdata_safe
 
 logger = logging.getLogger(__name__)
 

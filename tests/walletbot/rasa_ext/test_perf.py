@@ -1,4 +1,4 @@
-"""The hot-path speed-ups of walletbot.perf keep Rasa's behaviour."""
+"""The hot-path speed-ups of walletbot.rasa_ext.perf keep Rasa's behaviour."""
 
 import asyncio
 import gc
@@ -7,7 +7,7 @@ import pytest
 import rasa.core.agent
 from rasa.shared.core import events
 
-from walletbot import perf
+from walletbot.rasa_ext import perf
 
 
 def test_resolve_by_type_is_memoised_and_unchanged():

@@ -2,9 +2,9 @@
 
 import logging
 
-from walletbot.channels.wechat_api import WeChatApiClient
+from walletbot.channels.wechat.api import WeChatApiClient
 
-from .wechat_doubles import APP_ID, APP_SECRET, free_port
+from .doubles import APP_ID, APP_SECRET, free_port
 
 
 class FakeClock:

@@ -1,0 +1,1 @@
+"""Everything that patches or subclasses Rasa internals, in one place."""
