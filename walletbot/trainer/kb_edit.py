@@ -11,7 +11,6 @@ under another intent stops it with nothing changed.
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +18,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
+from walletbot.faq.kb import annotation_problem, entry_paths, is_intent_name, read_kb_file
 from walletbot.trainer import sources as src
-
-_FORBIDDEN = re.compile(r"[\[\]{}]")
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class EditError(ValueError):
@@ -85,8 +82,8 @@ def _existing(paths: Paths) -> Tuple[Dict[str, str], Dict[str, List[src.Example]
     owner: Dict[str, str] = {}
     by_label: Dict[str, List[src.Example]] = defaultdict(list)
     examples: List[src.Example] = []
-    for path in src.kb_files(paths.kb_dir) if paths.kb_dir.is_dir() else []:
-        examples += src.kb_examples(src.read_kb_file(path))
+    for path in entry_paths(paths.kb_dir) if paths.kb_dir.is_dir() else []:
+        examples += src.kb_examples(read_kb_file(path))
     if paths.nlu_dir.exists():
         for block in src.all_nlu_blocks(paths.nlu_dir, exclude=[paths.faq_nlu]):
             examples += block.examples
@@ -129,11 +126,9 @@ def plan(
                 if f"faq/{label}" in known else ""
             problems.append(f"{where}unknown intent {label!r}{hint}")
             continue
-        if _FORBIDDEN.search(text):
-            problems.append(
-                f"{where}{text!r} contains [ ] {{ }}, which Rasa reads as an entity annotation; "
-                "rephrase it"
-            )
+        problem = annotation_problem(text)
+        if problem:
+            problems.append(f"{where}{problem}")
             continue
         key = src.example_key(text)
         current = owner.get(key) or seen_in_batch.get(key)
@@ -171,9 +166,14 @@ def _replace_verified(path: Path, text: str, check: Callable[[Path], None]) -> N
 
 
 def add_faq_questions(*, path: Path, questions: Sequence[str]) -> None:
-    """Appends ``questions`` to a knowledge-base file's ``questions`` list."""
+    """Appends ``questions`` to a knowledge-base file's ``questions`` list.
+
+    The file is edited as text at the positions its YAML nodes give; the
+    result is read back with the knowledge base's parser and must hold the
+    same data plus the new questions.
+    """
     text = path.read_text(encoding="utf-8")
-    before = yaml.safe_load(text) or {}
+    before = read_kb_file(path).data
     node = yaml.compose(text)
     pair = next(((k, v) for k, v in node.value if k.value == "questions"), None) \
         if isinstance(node, yaml.MappingNode) else None
@@ -197,7 +197,7 @@ def add_faq_questions(*, path: Path, questions: Sequence[str]) -> None:
                 + text[value.end_mark.index:]
 
     def check(tmp: Path) -> None:
-        after = yaml.safe_load(tmp.read_text(encoding="utf-8"))
+        after = read_kb_file(tmp).data
         expected = [str(q) for q in (before.get("questions") or [])] + list(questions)
         if [str(q) for q in after.get("questions") or []] != expected or \
                 {k: v for k, v in after.items() if k != "questions"} != \
@@ -219,7 +219,7 @@ def create_faq(*, path: Path, entry: NewFaq, questions: Sequence[str]) -> None:
     )
 
     def check(tmp: Path) -> None:
-        data = yaml.safe_load(tmp.read_text(encoding="utf-8"))
+        data = read_kb_file(tmp).data
         if data.get("answer") != entry.answer.strip() or \
                 [str(q) for q in data.get("questions") or []] != list(questions):
             raise EditError(f"{path}: could not write the entry safely")
@@ -304,7 +304,7 @@ def apply(result: Plan, *, paths: Paths) -> Dict[Path, int]:
 
 def check_new_faq(name: str, *, kb_dir: Path, answer: str) -> None:
     """Raises EditError unless ``faq/<name>`` can be created with ``answer``."""
-    if not _NAME_RE.match(name):
+    if not is_intent_name(name):
         raise EditError(f"faq/{name}: the name must be lower_snake_case (e.g. faq/card_unbind)")
     if (kb_dir / f"{name}.yml").exists():
         raise EditError(f"faq/{name} already exists in {kb_dir}/")

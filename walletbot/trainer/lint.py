@@ -26,10 +26,15 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from walletbot.faq.kb import (
+    PLACEHOLDER_FILE,
     PLACEHOLDER_RE,
+    InvalidYamlError,
+    KbFile,
     KnowledgeBaseError,
-    load_entry,
+    check_entry,
+    entry_paths,
     load_placeholders,
+    read_kb_file,
 )
 from walletbot.trainer import sources as src
 
@@ -61,7 +66,7 @@ def _where(example: src.Example) -> str:
 
 
 def _check_kb_file(
-    kb: src.KbFile, placeholders: Dict[str, str], *, strict: bool
+    kb: KbFile, placeholders: Dict[str, str], *, strict: bool
 ) -> List[Issue]:
     issues: List[Issue] = []
     path = kb.path
@@ -69,7 +74,9 @@ def _check_kb_file(
     def add(severity: str, line: int, code: str, message: str) -> None:
         issues.append(Issue(severity, path, line, code, message))
 
-    answer = str(kb.data.get("answer") or "").strip()
+    # The answer is checked here, ahead of the format rules, to tell a missing
+    # answer from an empty one and to check its placeholders.
+    answer = kb.answer
     if "answer" not in kb.data:
         add(ERROR, 1, "answer-missing", "no 'answer': add the text the bot replies with")
     elif not answer:
@@ -81,7 +88,7 @@ def _check_kb_file(
         for key in sorted(set(PLACEHOLDER_RE.findall(answer))):
             if key not in placeholders:
                 add(ERROR, line, "placeholder-undefined",
-                    f"answer uses {{{{{key}}}}}, which {src.PLACEHOLDER_FILE} does not define")
+                    f"answer uses {{{{{key}}}}}, which {PLACEHOLDER_FILE} does not define")
             elif PLACEHOLDER_MARK in placeholders[key]:
                 unfilled.append(f"{{{{{key}}}}}")
         if PLACEHOLDER_MARK in PLACEHOLDER_RE.sub("", answer):
@@ -89,27 +96,18 @@ def _check_kb_file(
         if unfilled:
             add(ERROR if strict else WARNING, line, "placeholder-unfilled",
                 f"answer still shows a placeholder: {', '.join(unfilled)}; set the real value "
-                f"in {src.PLACEHOLDER_FILE} before going live")
+                f"in {PLACEHOLDER_FILE} before going live")
     if not issues or all(i.severity == WARNING for i in issues):
         try:
-            load_entry(path)
+            check_entry(kb)
         except KnowledgeBaseError as exc:
-            message = str(exc)
-            prefix = f"{path}: "
-            message = message[len(prefix):] if message.startswith(prefix) else message
-            add(ERROR, _line_of_message(kb, message), "kb-format", message)
+            add(ERROR, exc.line or 1, "kb-format", exc.problem)
     return issues
 
 
-def _line_of_message(kb: src.KbFile, message: str) -> int:
-    """Best guess at the line a knowledge-base error message is about."""
-    for key in ("questions", "intent", "answer"):
-        if f"'{key}'" in message:
-            return kb.lines.get(key, 1)
-    for example in src.kb_examples(kb):
-        if repr(example.text) in message:
-            return example.line
-    return 1
+def _yaml_issue(exc: InvalidYamlError) -> Issue:
+    """A knowledge-base file that does not parse, reported like an NLU file that does not."""
+    return Issue(ERROR, exc.path, exc.line, "yaml", exc.summary)
 
 
 def _duplicates(examples: Sequence[src.Example]) -> List[Issue]:
@@ -219,25 +217,27 @@ def lint(
     kb_ok = True
     try:
         placeholders = load_placeholders(kb_dir=kb_dir)
-    except KnowledgeBaseError as exc:
-        issues.append(Issue(ERROR, kb_dir / src.PLACEHOLDER_FILE, 1, "kb-format", str(exc)))
+    except InvalidYamlError as exc:
+        issues.append(_yaml_issue(exc))
         placeholders, kb_ok = {}, False
-    kb_paths = src.kb_files(kb_dir) if kb_dir.is_dir() else []
+    except KnowledgeBaseError as exc:
+        issues.append(Issue(ERROR, kb_dir / PLACEHOLDER_FILE, 1, "kb-format", str(exc)))
+        placeholders, kb_ok = {}, False
+    kb_paths = entry_paths(kb_dir) if kb_dir.is_dir() else []
     if kb_dir.is_dir() and not kb_paths:
         issues.append(Issue(ERROR, kb_dir, 0, "kb-format", "no FAQ entries (*.yml)"))
     for path in kb_paths:
         try:
-            kb = src.read_kb_file(path)
-        except src.SourceError as exc:
-            issues.append(Issue(ERROR, exc.path, exc.line, "yaml", str(exc)))
+            kb = read_kb_file(path)
+        except InvalidYamlError as exc:
+            issues.append(_yaml_issue(exc))
             kb_ok = False
             continue
         found = _check_kb_file(kb, placeholders, strict=strict)
         kb_ok = kb_ok and not any(i.severity == ERROR and i.code != "placeholder-unfilled"
                                   for i in found)
         issues += found
-        label = f"faq/{kb.data.get('intent') or path.stem}"
-        anchors[label] = (path, kb.lines.get("questions", 1))
+        anchors[kb.label] = (path, kb.lines.get("questions", 1))
         examples += src.kb_examples(kb)
     nlu_paths = src.nlu_files(nlu_dir, exclude=[faq_nlu]) if nlu_dir.exists() else []
     for path in nlu_paths:

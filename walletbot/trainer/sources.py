@@ -1,8 +1,10 @@
 """Training examples with the file and line they come from.
 
-Reads the FAQ knowledge base (``data/faq/*.yml``) and Rasa NLU YAML files
-(``data/nlu/*.yml`` other than the generated one) without Rasa, keeping line
-numbers so lint messages and editors can point at the exact line.
+Reads Rasa NLU YAML files (``data/nlu/*.yml`` other than the generated one)
+and domain intents without Rasa, keeping line numbers so lint messages and
+editors can point at the exact line. Knowledge-base files are parsed by
+:mod:`walletbot.faq.kb`, the builder's own parser; this module only turns
+their questions into :class:`Example` rows.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import yaml
 
-from walletbot.faq.kb import PLACEHOLDER_FILE
+from walletbot.faq.kb import KbFile, entry_paths
 
 # [text](entity) or [text]{"entity": ...}: Rasa's inline annotations.
 _ANNOTATION_RE = re.compile(r"\[([^\]]*)\]\s*(?:\([^)]*\)|\{[^}]*\})")
@@ -30,16 +32,6 @@ class Example:
     path: Path
     line: int
     raw: str = ""
-
-
-@dataclass(frozen=True)
-class KbFile:
-    """A knowledge-base file as parsed, with the lines of its keys."""
-
-    path: Path
-    data: Dict[str, Any]
-    lines: Dict[str, int]
-    question_lines: List[int]
 
 
 class SourceError(ValueError):
@@ -79,42 +71,12 @@ def _compose(path: Path) -> Optional[yaml.Node]:
         ) from exc
 
 
-def kb_files(kb_dir: Path) -> List[Path]:
-    """The knowledge base's entry files (``_placeholders.yml`` and co. excluded)."""
-    return sorted(p for p in kb_dir.glob("*.yml") if not p.name.startswith("_"))
-
-
-def read_kb_file(path: Path) -> KbFile:
-    """Parses one knowledge-base file, keeping the line of each key and question."""
-    node = _compose(path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    lines: Dict[str, int] = {}
-    question_lines: List[int] = []
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            lines[str(key.value)] = key.start_mark.line + 1
-            if key.value == "questions" and isinstance(value, yaml.SequenceNode):
-                question_lines = [item.start_mark.line + 1 for item in value.value]
-    return KbFile(
-        path=path, data=data if isinstance(data, dict) else {},
-        lines=lines, question_lines=question_lines,
-    )
-
-
 def kb_examples(kb: KbFile) -> List[Example]:
     """The questions of a parsed knowledge-base file as ``faq/<intent>`` examples."""
-    intent = str(kb.data.get("intent") or kb.path.stem)
-    questions = kb.data.get("questions") or []
-    if not isinstance(questions, list):
-        return []
-    examples = []
-    for n, raw in enumerate(questions):
-        text = " ".join(str(raw).split()) if raw is not None else ""
-        line = kb.question_lines[n] if n < len(kb.question_lines) else kb.lines.get("questions", 0)
-        if text:
-            examples.append(Example(text=text, label=f"faq/{intent}", path=kb.path, line=line,
-                                    raw=text))
-    return examples
+    return [
+        Example(text=q.text, label=kb.label, path=kb.path, line=q.line, raw=q.text)
+        for q in kb.questions
+    ]
 
 
 @dataclass(frozen=True)
@@ -197,7 +159,7 @@ def domain_intents(domain: Path) -> Dict[str, int]:
 
 def faq_names(kb_dir: Path) -> List[str]:
     """The FAQ intents of the knowledge base (file names), without ``faq/``."""
-    return [p.stem for p in kb_files(kb_dir)] if kb_dir.is_dir() else []
+    return [p.stem for p in entry_paths(kb_dir)] if kb_dir.is_dir() else []
 
 
 def known_labels(*, domain: Path, kb_dir: Path) -> List[str]:
@@ -207,7 +169,6 @@ def known_labels(*, domain: Path, kb_dir: Path) -> List[str]:
 
 
 __all__ = [
-    "Example", "IntentBlock", "KbFile", "SourceError", "PLACEHOLDER_FILE",
-    "all_nlu_blocks", "domain_intents", "example_key", "faq_names", "kb_examples",
-    "kb_files", "known_labels", "nlu_blocks", "nlu_files", "plain_text", "read_kb_file",
+    "Example", "IntentBlock", "SourceError", "all_nlu_blocks", "domain_intents", "example_key",
+    "faq_names", "kb_examples", "known_labels", "nlu_blocks", "nlu_files", "plain_text",
 ]

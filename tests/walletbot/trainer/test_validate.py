@@ -141,15 +141,6 @@ def test_the_project_data_passes(capsys, monkeypatch):
     assert " 0 errors" in capsys.readouterr().out
 
 
-def test_line_numbers_point_at_the_example(project):
-    from walletbot.trainer.sources import nlu_blocks
-
-    lines = project.conversation.read_text(encoding="utf-8").split("\n")
-    for block in nlu_blocks(project.conversation):
-        for example in block.examples:
-            assert lines[example.line - 1].strip() == f"- {example.raw}"
-
-
 def test_kb_format_errors_are_reported(project):
     path: Path = project.kb / "register.yml"
     path.write_text(path.read_text(encoding="utf-8").replace("intent: register", "intent: Register"),
@@ -157,3 +148,38 @@ def test_kb_format_errors_are_reported(project):
     (issue,) = [i for i in _lint(project) if i.severity == "error"]
     assert issue.code == "kb-format" and issue.line == 2
     assert "lower_snake_case" in issue.message
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("intent: Register\nanswer: 答案\nquestions: [怎么注册]\n", 1),
+        ("intent: other\nanswer: 答案\nquestions: [怎么注册]\n", 1),
+        ("intent: register\nanswer: 答案\nquestions: 怎么注册\n", 3),
+        ("intent: register\nanswer: 答案\nquestions: []\n", 3),
+        ("intent: register\nanswer: 答案\nquestions:\n  - 怎么注册\n  - '[注册](x)怎么弄'\n", 5),
+    ],
+)
+def test_lint_and_the_builder_report_a_bad_entry_alike(project, capsys, text, line):
+    path = project.kb / "register.yml"
+    path.write_text(text, encoding="utf-8")
+    (issue,) = [i for i in _lint(project) if i.code == "kb-format"]
+    assert (issue.path, issue.line) == (path, line)
+    assert main(["faq", "build", "--kb", str(project.kb), "--out", str(project.faq_nlu)]) == 2
+    assert f"{path}: {issue.message}" in capsys.readouterr().err
+
+
+def test_lint_and_the_builder_agree_on_broken_yaml(project, capsys):
+    path = project.kb / "register.yml"
+    path.write_text("intent: register\nanswer: [unclosed\n", encoding="utf-8")
+    (issue,) = [i for i in _lint(project) if i.code == "yaml"]
+    assert (issue.path, issue.line) == (path, 3)
+    assert main(["faq", "build", "--kb", str(project.kb), "--out", str(project.faq_nlu)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: invalid YAML:" in err and "line 3" in err
+
+
+def test_broken_placeholder_file_is_reported_not_raised(project):
+    (project.kb / "_placeholders.yml").write_text("hotline: [\n", encoding="utf-8")
+    issues = [i for i in _lint(project) if i.code == "yaml"]
+    assert [(i.path.name, i.line) for i in issues] == [("_placeholders.yml", 2)]
