@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from walletbot.cli import main
+from walletbot.cli import COMMANDS, main
+from walletbot.trainer.command import walk
 
 
 def test_faq_build_and_check(tmp_path, capsys):
@@ -29,10 +30,16 @@ def test_faq_build_reports_kb_errors_with_the_file(tmp_path, capsys):
     assert main(["faq", "build", "--kb", str(kb), "--out", str(tmp_path / "o.yml")]) == 2
     assert "register.yml" in capsys.readouterr().err
 
+
 SUBCOMMANDS = [
     ["faq", "build"], ["faq", "add"], ["validate"], ["train"], ["evaluate"], ["compare"],
     ["promote"], ["rollback"], ["review"], ["review", "import"],
 ]
+
+
+def test_the_list_above_is_every_declared_command():
+    assert sorted(list(words) for words, command in walk(COMMANDS) if command.run) \
+        == sorted(SUBCOMMANDS)
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)

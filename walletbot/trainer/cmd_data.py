@@ -1,23 +1,39 @@
 """The data subcommands: faq build, faq add, validate, review, review import.
 
 Each function prints for a trainer and returns the exit status; the logic
-lives in the modules it calls.
+lives in the modules it calls. Each command's options are declared beside
+its function (the shared ones in ``walletbot.trainer.options``), and
+:data:`COMMANDS` is what ``walletbot.cli`` assembles.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
+from walletbot.trainer import layout, options
+from walletbot.trainer.cluster import DEFAULT_THRESHOLD
+from walletbot.trainer.command import Command, Option
 from walletbot.trainer.console import error, table
-from walletbot.trainer.kb_edit import Addition, NewFaq, Paths
+from walletbot.trainer.lint import DEFAULT_MIN_EXAMPLES, DEFAULT_NEAR_DUPLICATE
+from walletbot.trainer.review import DEFAULT_MIN_CONFIDENCE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from walletbot.trainer.kb_edit import Addition, NewFaq, Paths
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+# --- faq build ----------------------------------------------------------------
+
+_CHECK = Option("--check", action="store_true",
+                help="exit 1 if the generated file is out of date")
 
 
 def faq_build(*, kb_dir: Path, out: Path, check: bool) -> int:
@@ -39,6 +55,21 @@ def faq_build(*, kb_dir: Path, out: Path, check: bool) -> int:
         return 2
     print(f"{'wrote' if changed else 'unchanged'}: {out}")
     return 0
+
+
+def _run_faq_build(args: argparse.Namespace) -> int:
+    return faq_build(kb_dir=args.kb, out=args.out, check=args.check)
+
+
+FAQ_BUILD = Command(
+    "build", help="generate faq/<name> NLU data and utter_faq/<name> responses",
+    arguments=(
+        options.KB.but(help="knowledge base folder"),
+        options.OUT.but(default=layout.FAQ_NLU, help="generated file"),
+        _CHECK,
+    ),
+    run=_run_faq_build,
+)
 
 
 # --- faq add / review import --------------------------------------------------
@@ -89,6 +120,14 @@ def _read_multiline(prompt: str, input_fn: Callable[[str], str]) -> List[str]:
     return lines
 
 
+_INTENT = Option("--intent", help="faq/<name> or a conversation intent such as greet")
+_QUESTION = Option("-q", "--question", action="append", help="an example question (repeatable)")
+_ANSWER = Option("--answer", help="answer of a new FAQ entry")
+_TITLE = Option("--title", help="title of a new FAQ entry")
+_FROM = Option("--from", dest="from_file", type=Path,
+               help="CSV or YAML file of rows: intent, text (or question), answer, title")
+
+
 def faq_add(
     *,
     paths: Paths,
@@ -116,7 +155,7 @@ def faq_add(
             return 2
     elif intent is None:
         if input_fn is None and not sys.stdin.isatty():
-            error("give --intent and --question, or --from FILE (or run it in a terminal)")
+            error(f"give {_INTENT} and {_QUESTION}, or {_FROM} FILE (or run it in a terminal)")
             return 2
         ask = input_fn or input
         intent = ask("intent (e.g. faq/withdraw_fee, greet): ").strip()
@@ -129,7 +168,7 @@ def faq_add(
         rows = [{"intent": intent, "text": q, "answer": answer or "", "title": title or "",
                  "_origin": "command line"} for q in questions]
         if not questions:
-            error("give at least one --question")
+            error(f"give at least one {_QUESTION}")
             return 2
     new_faqs: Dict[str, kb_edit.NewFaq] = {}
     existing = set(faq_names(paths.kb_dir))
@@ -149,6 +188,36 @@ def faq_add(
     return _apply(kb_edit.additions_from_rows(rows), paths=paths, new_faqs=new_faqs, build=build)
 
 
+def _run_faq_add(args: argparse.Namespace) -> int:
+    return faq_add(
+        paths=options.paths(args), intent=args.intent, questions=args.question or [],
+        answer=args.answer, title=args.title, from_file=args.from_file,
+        build=options.build(args),
+    )
+
+
+FAQ_ADD = Command(
+    "add", help="add example questions (or a new FAQ entry) from options, a file or prompts",
+    description=(
+        "Add example questions to an FAQ entry (faq/<name> → data/faq/<name>.yml) or a "
+        "conversation intent (→ data/nlu/conversation.yml). A new faq/<name> needs "
+        f"{_ANSWER}. Without {_INTENT} or {_FROM} it asks interactively. The generated "
+        "data/nlu/faq.yml is rebuilt afterwards."
+    ),
+    epilog=(
+        "examples:\n"
+        '  walletbot faq add --intent faq/withdraw_fee -q "提现要手续费吗" -q "取钱收费不"\n'
+        '  walletbot faq add --intent faq/card_unbind --title 解绑银行卡 \\\n'
+        '      --answer "在「我的-银行卡」里选择要解绑的卡…" -q "怎么解绑银行卡"\n'
+        "  walletbot faq add --from new_questions.csv   # columns: intent,text[,answer,title]"
+    ),
+    arguments=(_INTENT, _QUESTION, _ANSWER, _TITLE, _FROM, options.NO_BUILD, options.DATA_PATHS),
+    run=_run_faq_add,
+)
+
+FAQ = Command("faq", help="FAQ knowledge base (data/faq/)", subcommands=(FAQ_BUILD, FAQ_ADD))
+
+
 def review_import(*, file: Path, paths: Paths, build: bool = True) -> int:
     """``walletbot review import``: labelled review lines into the data."""
     from walletbot.trainer import kb_edit
@@ -164,6 +233,26 @@ def review_import(*, file: Path, paths: Paths, build: bool = True) -> int:
     additions = kb_edit.additions_from_rows(rows)
     print(f"{file}: {len(rows)} lines, {len(additions)} labelled")
     return _apply(additions, paths=paths, build=build)
+
+
+def _run_review_import(args: argparse.Namespace) -> int:
+    return review_import(file=args.file, paths=options.paths(args), build=options.build(args))
+
+
+REVIEW_IMPORT = Command(
+    "import", help="merge labelled lines into the knowledge base / NLU data",
+    description=(
+        "Adds every line with an `intent` to the data: faq/<name> to data/faq/<name>.yml, "
+        "other intents to the NLU data. Unknown intents, or a text already under another "
+        "intent, stop the import with nothing changed."
+    ),
+    arguments=(
+        Option("file", type=Path, help="the labelled CSV or YAML file"),
+        options.NO_BUILD,
+        options.DATA_PATHS,
+    ),
+    run=_run_review_import,
+)
 
 
 # --- validate -----------------------------------------------------------------
@@ -190,6 +279,16 @@ def run_rasa_validate(*, config: Path, domain: Path, data: Path) -> Tuple[int, L
     if done.returncode and not seen:
         seen = [line for line in output[-15:] if line.strip()]
     return done.returncode, seen
+
+
+_SKIP_RASA = Option("--skip-rasa", action="store_true",
+                    help="only the knowledge-base lint (faster)")
+_STRICT = Option("--strict", action="store_true",
+                 help="near-duplicates and unfilled placeholders are errors (go-live check)")
+_MIN_EXAMPLES = Option("--min-examples", type=int, default=DEFAULT_MIN_EXAMPLES,
+                       help="fewest examples an intent may have")
+_NEAR_DUPLICATE = Option("--near-duplicate", type=float, default=DEFAULT_NEAR_DUPLICATE,
+                         help="similarity (0-1) from which examples of two intents are reported")
 
 
 def validate(
@@ -223,8 +322,32 @@ def validate(
     errors, warnings = count(issues, ERROR), count(issues, WARNING)
     print(f"knowledge-base lint: {errors} error{'s' if errors != 1 else ''}, "
           f"{warnings} warning{'s' if warnings != 1 else ''}"
-          + (" (--strict: warnings count as errors)" if strict else ""))
+          + (f" ({_STRICT}: warnings count as errors)" if strict else ""))
     return 1 if failed or errors else 0
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    return validate(
+        config=args.config, domain=args.domain, data=args.data, paths=options.paths(args),
+        skip_rasa=args.skip_rasa, strict=args.strict, min_examples=args.min_examples,
+        near_duplicate=args.near_duplicate,
+    )
+
+
+VALIDATE = Command(
+    "validate", help="rasa data validate + lint of the knowledge base; exit 1 on errors",
+    description=(
+        "Runs `rasa data validate --fail-on-warnings`, then checks the knowledge base and "
+        "NLU data: examples under two intents, near-duplicates across intents (warning), "
+        "intents with too few examples, missing or empty answers, placeholders still in "
+        "answers (warning), data/nlu/faq.yml out of date. Prints file:line for each."
+    ),
+    arguments=(
+        options.CONFIG, options.DATA, _SKIP_RASA, _STRICT, _MIN_EXAMPLES, _NEAR_DUPLICATE,
+        options.DATA_PATHS,
+    ),
+    run=_run_validate,
+)
 
 
 # --- review -------------------------------------------------------------------
@@ -284,3 +407,37 @@ def review_export(
         ))
     print(f"\nwrote {target}: fill the `intent` column, then `walletbot review import {target}`")
     return 0
+
+
+def _run_review(args: argparse.Namespace) -> int:
+    return review_export(
+        url=args.db_url, out=args.out, reports=args.reports, since_days=args.days,
+        min_confidence=args.min_confidence, similarity=args.similarity,
+        progress=options.progress(args),
+    )
+
+
+REVIEW = Command(
+    "review", help="export poorly handled user messages from the tracker store for labelling",
+    description=(
+        "Reads the SQL tracker store and exports user messages that hit a fallback, had "
+        "low confidence, were followed by an escalation to a human, or by a low CSAT "
+        "score (1-2), with counts and the predicted intent, similar ones grouped. Fill "
+        "the file's `intent` column, then run `walletbot review import FILE`."
+    ),
+    arguments=(
+        Option("--db-url", help="SQLAlchemy URL of the tracker store (default: $TRACKER_DB_URL)"),
+        options.OUT.but(help="file to write, .csv or .yml (default: reports/review-<time>.csv)"),
+        options.REPORTS,
+        Option("--days", type=float, help="only the last N days"),
+        Option("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
+               help="messages below this confidence are flagged"),
+        Option("--similarity", type=float, default=DEFAULT_THRESHOLD,
+               help="cosine similarity (0-1) from which messages share a group"),
+        options.NO_PROGRESS,
+    ),
+    run=_run_review,
+    subcommands=(REVIEW_IMPORT,),
+)
+
+COMMANDS = (FAQ, VALIDATE, REVIEW)

@@ -1,14 +1,19 @@
 """The model subcommands: train, evaluate, compare, promote, rollback.
 
 Each function prints for a trainer and returns the exit status; the logic
-lives in the modules it calls.
+lives in the modules it calls. Each command's options are declared beside
+its function (the shared ones in ``walletbot.trainer.options``), and
+:data:`COMMANDS` is what ``walletbot.cli`` assembles.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from walletbot.trainer import options
+from walletbot.trainer.command import Command, Option
 from walletbot.trainer.console import error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,6 +28,16 @@ def _rebuild_faq(kb_dir: Optional[Path], faq_nlu: Optional[Path]) -> None:
 
     if build(kb_dir=kb_dir, out_path=faq_nlu):
         print(f"rebuilt {faq_nlu} from {kb_dir}/")
+
+
+# --- train --------------------------------------------------------------------
+
+_FINETUNE = Option("--finetune", nargs="?", const="latest", metavar="MODEL",
+                   help="continue training MODEL (default: the latest) when only data changed")
+_EPOCH_FRACTION = Option("--epoch-fraction", type=float, default=1.0,
+                         help="share of the configured epochs when fine-tuning")
+_FORCE = Option("--force", action="store_true", help="train even if nothing changed")
+_VERBOSE = Option("--verbose", action="store_true", help="keep Rasa's info logs")
 
 
 def train(
@@ -57,13 +72,47 @@ def train(
     if outcome.skipped:
         print(
             f"{outcome.model} was already trained from exactly these inputs "
-            f"(fingerprint {outcome.fingerprint.short}); --force trains again"
+            f"(fingerprint {outcome.fingerprint.short}); {_FORCE} trains again"
         )
     else:
         base = f", fine-tuned from {outcome.finetuned_from.name}" if outcome.finetuned_from else ""
         print(f"trained {outcome.model} in {format_duration(outcome.seconds)}{base}")
-    print(f"next: walletbot evaluate --model {outcome.model}   (then walletbot promote)")
+    print(f"next: walletbot evaluate {_MODEL} {outcome.model}   (then walletbot promote)")
     return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    return train(
+        config=args.config, domain=args.domain, data=args.data, models_dir=args.models_dir,
+        kb_dir=args.kb if options.build(args) else None, faq_nlu=args.faq_nlu,
+        finetune=args.finetune, epoch_fraction=args.epoch_fraction, force=args.force,
+        verbose=args.verbose,
+    )
+
+
+TRAIN = Command(
+    "train", help="train a model into models/walletbot-<time>-<fingerprint>.tar.gz",
+    description=(
+        "Trains with Rasa's Python API. The model's name carries the fingerprint of the "
+        "config, domain, data and custom component code; inputs already trained are not "
+        "trained again. data/nlu/faq.yml is rebuilt first if the knowledge base changed."
+    ),
+    arguments=(
+        options.CONFIG, options.DOMAIN, options.DATA.but(help="training data folder"),
+        options.KB, options.FAQ_NLU,
+        options.NO_BUILD.but(help="do not rebuild data/nlu/faq.yml first"),
+        options.MODELS_DIR, _FINETUNE, _EPOCH_FRACTION, _FORCE, _VERBOSE,
+    ),
+    run=_run_train,
+)
+
+
+# --- evaluate -----------------------------------------------------------------
+
+_MODEL = Option("--model", type=Path,
+                help="model to score (default: the latest trained, else the served one)")
+_CV = Option("--cv", type=int, metavar="K", help="K-fold cross-validation instead")
+_CV_CONFIG = options.CONFIG.but(help="config to cross-validate")
 
 
 def _test_set(test: Path, train_data: Optional[Path]) -> "TestSet":
@@ -93,7 +142,7 @@ def evaluate(
             from walletbot.trainer.crossval import cross_validate
 
             if config is None or train_data is None:
-                error("cross-validation needs --config and --train-data")
+                error(f"cross-validation needs {options.CONFIG} and {options.TRAIN_DATA}")
                 return 2
             print(f"{cv}-fold cross-validation of {config} on {train_data} …", flush=True)
             scores = cross_validate(config=config, data=train_data, folds=cv, progress=progress)
@@ -114,6 +163,34 @@ def evaluate(
     written = ev_cmd.write(scores, reports=reports, name=name, context=context, formats=formats)
     print("\nreport: " + ", ".join(str(p) for k, p in written.items() if k in ("md", "html")))
     return 0
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    return evaluate(
+        model=args.model, models_dir=args.models_dir, reports=args.reports,
+        formats=args.format.split(","), cv=args.cv, config=args.config,
+        **options.test_set(args),
+    )
+
+
+EVALUATE = Command(
+    "evaluate",
+    help="score a model on the held-out test set (or k-fold CV) and write a report",
+    description=(
+        "Accuracy, macro-F1, per-intent precision/recall/F1, the confusion matrix (PNG), "
+        "misclassified messages and the fallback rate, printed and written as Markdown and "
+        f"HTML under reports/. With {_CV} K the pipeline of {_CV_CONFIG} is cross-validated "
+        f"on {options.TRAIN_DATA} instead (K trainings)."
+    ),
+    arguments=(
+        _MODEL, options.MODELS_DIR, options.TEST_SET, _CV, _CV_CONFIG, options.REPORTS,
+        Option("--format", default="md,html", help="report formats: md, html or both"),
+    ),
+    run=_run_evaluate,
+)
+
+
+# --- compare ------------------------------------------------------------------
 
 
 def _compare(
@@ -169,6 +246,28 @@ def compare(
     return 0 if result.acceptable else 1
 
 
+def _run_compare(args: argparse.Namespace) -> int:
+    return compare(
+        candidate=args.candidate, current=args.current, models_dir=args.models_dir,
+        all_intents=args.all, **options.test_set(args), **options.tolerances(args),
+    )
+
+
+COMPARE = Command(
+    "compare", help="score the candidate and the served model side by side; exit 1 if worse",
+    arguments=(
+        Option("--candidate", type=Path, help="default: the latest trained model"),
+        Option("--current", type=Path, help="default: the served model"),
+        Option("--all", action="store_true", help="list every intent, not only changes"),
+        options.MODELS_DIR, options.TEST_SET, options.TOLERANCES,
+    ),
+    run=_run_compare,
+)
+
+
+# --- promote / rollback -------------------------------------------------------
+
+
 def _reload(served: Path, *, url: Optional[str], token: Optional[str], timeout: float) -> int:
     from walletbot.trainer.server import ServerError, load_model, server_defaults
 
@@ -197,7 +296,7 @@ def promote(
     reload: bool = False,
     url: Optional[str] = None,
     token: Optional[str] = None,
-    timeout: float = 300.0,
+    timeout: float = options.DEFAULT_TIMEOUT,
     progress: bool = True,
 ) -> int:
     """``walletbot promote``: 0 promoted, 1 refused (worse), 2 usage error, 3 reload failed."""
@@ -236,8 +335,33 @@ def promote(
     print(f"promoted {change.installed} → {change.served}{kept}")
     if reload:
         return _reload(change.served, url=url, token=token, timeout=timeout)
-    print("`make run` serves it from the next start; --reload tells a running server now")
+    print(f"`make run` serves it from the next start; {options.RELOAD} tells a running server now")
     return 0
+
+
+def _run_promote(args: argparse.Namespace) -> int:
+    return promote(
+        candidate=args.candidate, models_dir=args.models_dir, served=args.served,
+        **options.test_set(args), **options.tolerances(args), **options.server(args),
+    )
+
+
+PROMOTE = Command(
+    "promote", help="serve the candidate if it is not worse than the served model",
+    description=(
+        "Compares the candidate with the served model (models/walletbot.tar.gz, what "
+        "`make run` starts) on the test set and replaces it only if the candidate is not "
+        "worse overall or on any intent beyond the tolerances; otherwise refuses (exit 1) "
+        "and prints the table. The replaced model is kept in models/history/."
+    ),
+    arguments=(
+        Option("candidate", type=Path, nargs="?",
+               help="model to promote (default: the latest trained)"),
+        options.SERVED, options.MODELS_DIR, options.TEST_SET, options.TOLERANCES,
+        options.SERVER,
+    ),
+    run=_run_promote,
+)
 
 
 def rollback(
@@ -247,7 +371,7 @@ def rollback(
     reload: bool = False,
     url: Optional[str] = None,
     token: Optional[str] = None,
-    timeout: float = 300.0,
+    timeout: float = options.DEFAULT_TIMEOUT,
 ) -> int:
     """``walletbot rollback``: restores the previously served model."""
     from walletbot.trainer.layout import HISTORY, served_model
@@ -264,3 +388,16 @@ def rollback(
     if reload:
         return _reload(change.served, url=url, token=token, timeout=timeout)
     return 0
+
+
+def _run_rollback(args: argparse.Namespace) -> int:
+    return rollback(models_dir=args.models_dir, served=args.served, **options.server(args))
+
+
+ROLLBACK = Command(
+    "rollback", help="serve the previously promoted model again (from models/history/)",
+    arguments=(options.SERVED, options.MODELS_DIR, options.SERVER),
+    run=_run_rollback,
+)
+
+COMMANDS = (TRAIN, EVALUATE, COMPARE, PROMOTE, ROLLBACK)
