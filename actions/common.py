@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Optional
 
 from rasa_sdk import Tracker
 
+from walletbot import settings
+from walletbot.conversation import ConversationId, conversation_key
 from walletbot.store.rows import User
-from walletbot.transactions.identity import binding_channel
 from walletbot.store.service import WalletService, default_service
-
-
-def is_production() -> bool:
-    """The production profile identifies users only by trusted channels."""
-    return os.environ.get("WALLETBOT_ENV", "dev") == "production"
+from walletbot.transactions.identity import binding_of
 
 
 def utcnow() -> datetime:
@@ -23,12 +19,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def conversation_of(tracker: Tracker) -> ConversationId:
+    """The conversation the action runs in (an unscoped id counts as REST)."""
+    return conversation_key(tracker.sender_id)
+
+
 async def current_user(tracker: Tracker, service: WalletService) -> Optional[User]:
     """The wallet user behind this conversation, or None if not identified."""
-    channel = binding_channel(tracker.get_latest_input_channel(), production=is_production())
-    if channel is None:
+    binding = binding_of(tracker.sender_id, production=settings.current().is_production)
+    if binding is None:
         return None
-    return await service.user_for(channel=channel, sender_id=tracker.sender_id)
+    return await service.user_for(channel=binding.channel, sender_id=binding.sender)
 
 
 class UsesWallet:

@@ -7,11 +7,14 @@ environment wins.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
+
+logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_ENV_FILE = PROJECT_ROOT / "config" / "dev.env"
@@ -47,27 +50,104 @@ def apply_dev_defaults(
         target.setdefault(key, value)
 
 
+DEFAULT_RATE_LIMIT_PER_MINUTE = 30
+DEFAULT_WALLET_DB_URL = "sqlite:///var/wallet.db"
+
+
+def _source(environ: Optional[Mapping[str, str]]) -> Dict[str, str]:
+    """The environment, over config/dev.env's defaults outside production."""
+    given = dict(os.environ if environ is None else environ)
+    if given.get("WALLETBOT_ENV", "dev") == "production":
+        return given
+    source = dict(read_env_file(DEV_ENV_FILE)) if DEV_ENV_FILE.exists() else {}
+    source.update(given)
+    return source
+
+
+def _per_minute(raw: str) -> int:
+    try:
+        return int(raw or DEFAULT_RATE_LIMIT_PER_MINUTE)
+    except ValueError:
+        logger.warning("RATE_LIMIT_PER_MINUTE is not a number; using %d",
+                       DEFAULT_RATE_LIMIT_PER_MINUTE)
+        return DEFAULT_RATE_LIMIT_PER_MINUTE
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Runtime settings of the bot's Python code."""
+    """Runtime settings of the bot's Python code (servers and actions).
+
+    Attributes:
+        env: ``dev`` or ``production``.
+        rasa_auth_token: Token of Rasa's HTTP API.
+        redis_url: Redis shared by replicas (rate limit, fan-out, WeChat retries), if any.
+        rate_limit_per_minute: Messages one conversation may send per minute (0: off).
+        rest_token: Server-to-server token the REST channel requires, if set.
+        wallet_db_url: SQLAlchemy URL of the wallet DB.
+        tracker_db_url: SQLAlchemy URL of Rasa's tracker store.
+        desk_webhook_url: Where new tickets are announced (e.g. a WeCom group bot), if set.
+        service_hours: Agents' daily hours, ``HH:MM-HH:MM``.
+        service_timezone: Time zone of ``service_hours``.
+        rasa_port: Port of the local Rasa server.
+        model: The model file to serve (``MODEL``), if set.
+        wechat: ``WECHAT_*`` values by their lower-case suffix (``token``, ``app_id``…),
+            the fallback of ``credentials.yml``.
+    """
 
     env: str
     rasa_auth_token: str
+    redis_url: Optional[str] = None
+    rate_limit_per_minute: int = DEFAULT_RATE_LIMIT_PER_MINUTE
+    rest_token: Optional[str] = None
+    wallet_db_url: str = DEFAULT_WALLET_DB_URL
+    tracker_db_url: str = "sqlite:///var/tracker.db"
+    desk_webhook_url: Optional[str] = None
+    service_hours: str = "00:00-24:00"
+    service_timezone: str = "Asia/Shanghai"
+    rasa_port: str = "5005"
+    model: Optional[str] = None
+    wechat: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
-        """Reads the settings; missing values fall back to config/dev.env."""
-        source = dict(read_env_file(DEV_ENV_FILE))
-        source.update(os.environ if environ is None else environ)
+        """Reads the settings; outside production, missing values fall back to config/dev.env."""
+        source = _source(environ)
+        wallet_url = (source.get("WALLET_DB_URL") or "").strip() or DEFAULT_WALLET_DB_URL
+        if wallet_url.startswith("postgres://"):
+            wallet_url = "postgresql://" + wallet_url[len("postgres://"):]
         return cls(
             env=source.get("WALLETBOT_ENV", "dev"),
             rasa_auth_token=source.get("RASA_AUTH_TOKEN", ""),
+            redis_url=(source.get("REDIS_URL") or "").strip() or None,
+            rate_limit_per_minute=_per_minute(source.get("RATE_LIMIT_PER_MINUTE", "")),
+            rest_token=(source.get("REST_CHANNEL_TOKEN") or "").strip() or None,
+            wallet_db_url=wallet_url,
+            tracker_db_url=(source.get("TRACKER_DB_URL") or "").strip() or "sqlite:///var/tracker.db",
+            desk_webhook_url=(source.get("DESK_WEBHOOK_URL") or "").strip() or None,
+            service_hours=source.get("HANDOFF_SERVICE_HOURS") or "00:00-24:00",
+            service_timezone=source.get("HANDOFF_TIMEZONE") or "Asia/Shanghai",
+            rasa_port=source.get("RASA_PORT") or "5005",
+            model=(source.get("MODEL") or "").strip() or None,
+            wechat={key[len("WECHAT_"):].lower(): value for key, value in source.items()
+                    if key.startswith("WECHAT_")},
         )
 
     @property
     def is_production(self) -> bool:
         """Whether this is the production profile."""
         return self.env == "production"
+
+
+def quiet_child_env() -> Dict[str, str]:
+    """This process's environment for a child process, with TensorFlow's start-up noise off."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def current() -> Settings:
+    """The settings of this process, read now (cheap; tests change the environment)."""
+    return Settings.from_env()
 
 
 def placeholder_secrets(environ: Optional[Mapping[str, str]] = None) -> List[str]:
@@ -87,6 +167,10 @@ def unsafe_dev_features(environ: Optional[Mapping[str, str]] = None) -> List[str
     problems = []
     if source.get("WEB_DEMO_LOGIN", "").lower() in ("1", "true", "yes"):
         problems.append("WEB_DEMO_LOGIN=true lets anyone log in as a demo user: set it to false")
+    rest_token = source.get("REST_CHANNEL_TOKEN", "")
+    if rest_token and (len(rest_token) < 32 or rest_token.lower().startswith(_DEV_SECRET_PREFIXES)):
+        problems.append("REST_CHANNEL_TOKEN must be at least 32 random characters, or unset "
+                        "(the REST channel is then off)")
     agents = source.get("DESK_AGENTS_FILE", "")
     if not agents or Path(agents).name == "agents.dev.yml":
         problems.append("DESK_AGENTS_FILE must name your own agents file, not config/agents.dev.yml")

@@ -34,7 +34,7 @@ def make_tracker(
     slots: Optional[Dict[str, Any]] = None,
     active_loop: Optional[str] = None,
 ) -> Tracker:
-    """A tracker whose latest user message came from ``channel``."""
+    """A tracker of the conversation ``channel:sender``, its latest user message from ``channel``."""
     latest = {
         "text": text,
         "intent": {"name": intent, "confidence": 1.0},
@@ -45,7 +45,7 @@ def make_tracker(
         {"event": "user", "text": text, "parse_data": latest, "input_channel": channel},
     ]
     return Tracker(
-        sender_id=sender,
+        sender_id=sender if ":" in sender else f"{channel}:{sender}",
         slots=dict(slots or {}),
         latest_message=latest,
         events=events,

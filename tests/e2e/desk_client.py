@@ -58,6 +58,8 @@ class Desk:
 
 
 def tracker(base: str, sender: str, token: str = "dev-rasa-token") -> Dict[str, Any]:
-    status, body = request(f"{base}/conversations/{sender}/tracker?token={token}")
+    """The tracker of ``sender``'s conversation (a bare sender is a REST one)."""
+    conversation = sender if ":" in sender else f"rest:{sender}"
+    status, body = request(f"{base}/conversations/{conversation}/tracker?token={token}")
     assert status == 200, body
     return body

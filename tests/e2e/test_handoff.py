@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.conftest import start_bot
 from tests.e2e.desk_client import Desk, request, tracker
-from walletbot.channels import guard
+from walletbot.turns import screening as guard
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.desk_client import Desk, tracker
 from tests.e2e.processes import Stack
-from walletbot.channels import guard
+from walletbot.turns import screening as guard
 from walletbot.handoff import wording
 
 pytestmark = pytest.mark.slow

@@ -31,7 +31,7 @@ def test_bot_answers_persists_and_stops_on_ctrl_c(trained_model, tmp_path):
                 json.loads(row[0]).get("text")
                 for row in conn.execute(
                     "SELECT data FROM events WHERE sender_id = ? AND type_name = 'user'",
-                    ("run-test",),
+                    ("rest:run-test",),
                 )
             ]
         assert texts == ["你好", "怎么提现到银行卡"]

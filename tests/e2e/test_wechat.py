@@ -226,7 +226,7 @@ def stack(trained_model, tmp_path_factory) -> Iterator[Tuple[RunningBot, FakeApi
 
 def user_texts(bot: RunningBot, sender: str) -> List[str]:
     token = os.environ["RASA_AUTH_TOKEN"]
-    _, body = http_get(f"{bot.base}/conversations/{sender}/tracker?token={token}")
+    _, body = http_get(f"{bot.base}/conversations/wechat:{sender}/tracker?token={token}")
     return [e.get("text") for e in json.loads(body)["events"] if e["event"] == "user"]
 
 
@@ -356,5 +356,5 @@ async def test_plaintext_mode_with_the_real_model(agent):
         assert reply.content == WITHDRAW_HOW
         forged = await wechat.post(text_xml("o_inproc_forged", "怎么提现", new_id()), forge=True)
         assert forged.status == 403
-    tracker = await agent.tracker_store.retrieve("o_inproc_forged")
+    tracker = await agent.tracker_store.retrieve("wechat:o_inproc_forged")
     assert tracker is None or not [e for e in tracker.events if e.type_name == "user"]

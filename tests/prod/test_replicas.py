@@ -31,8 +31,8 @@ import websockets
 import yarl
 
 from tests.prod.conftest import ProdStack, free_ports, http
-from walletbot.channels import guard
-from walletbot.channels.wechat.format import ERROR_TEXT as WECHAT_ERROR_TEXT
+from walletbot.turns import screening as guard
+from walletbot.turns.ratelimit import DEFAULT_PER_MINUTE
 
 pytestmark = pytest.mark.slow
 
@@ -132,7 +132,7 @@ def test_the_rate_limit_is_shared_by_both_replicas(prod_stack: ProdStack):
     """Alternating replicas does not double a sender's allowance (counted in Redis)."""
     stack = prod_stack
     a, b = stack.replicas
-    limit = guard.DEFAULT_PER_MINUTE  # prod.env does not override it
+    limit = DEFAULT_PER_MINUTE  # prod.env does not override it
     user = "rate-limited-visitor"
     for n in range(limit):
         answer = bot_texts(stack.say((a, b)[n % 2], user, "你好"))
@@ -546,7 +546,7 @@ async def test_redis_outage_gets_a_clear_answer_and_the_bot_recovers(prod_stack:
                     # no socket timeout) waits as long as Redis does: not checked there.
                     for where, base in targets.items():
                         seconds, result = await WeChat(stack, base).say(f"o-outage-{where[-1]}", text)
-                        assert result == (200, WECHAT_ERROR_TEXT), (where, result)
+                        assert result == (200, guard.FAILED), (where, result)
                         assert seconds < OUTAGE_ANSWER_SECONDS, (where, seconds)
                         latencies.append(seconds)
             if outage is redis_down:  # back on its own port, with its password

@@ -62,3 +62,43 @@ def test_production_refuses_wechat_placeholders_and_plaintext_mode(capsys):
     assert placeholder_secrets(
         {**base, **REAL_WECHAT, **REAL_WEB_DESK, "WECHAT_AES_KEY": ""}) == ["WECHAT_AES_KEY"]
     assert check_startup({"WALLETBOT_ENV": "dev", **dev_wechat}) == 0
+
+
+def test_production_refuses_a_weak_rest_token(capsys):
+    base = {"WALLETBOT_ENV": "production", "RASA_AUTH_TOKEN": "k3J9x-real-token",
+            **REAL_WECHAT, **REAL_WEB_DESK}
+    assert check_startup({**base, "REST_CHANNEL_TOKEN": "short"}) == 1
+    assert "REST_CHANNEL_TOKEN" in capsys.readouterr().err
+    assert check_startup({**base, "REST_CHANNEL_TOKEN": "x7Kq2" * 8}) == 0
+
+
+def test_settings_are_read_in_one_place(monkeypatch):
+    from walletbot.settings import Settings
+
+    env = {"WALLETBOT_ENV": "production", "REDIS_URL": "redis://r:6379/0",
+           "RATE_LIMIT_PER_MINUTE": "12", "REST_CHANNEL_TOKEN": " tok ",
+           "WALLET_DB_URL": "postgres://u@h/w", "HANDOFF_SERVICE_HOURS": "09:00-18:00",
+           "WECHAT_TOKEN": "t", "DESK_WEBHOOK_URL": ""}
+    s = Settings.from_env(env)
+    assert s.is_production and s.redis_url == "redis://r:6379/0"
+    assert s.rate_limit_per_minute == 12 and s.rest_token == "tok"
+    assert s.wallet_db_url == "postgresql://u@h/w" and s.service_hours == "09:00-18:00"
+    assert s.wechat["token"] == "t" and s.desk_webhook_url is None
+    # Production has no dev defaults behind it; dev does.
+    assert Settings.from_env({"WALLETBOT_ENV": "production"}).wechat == {}
+    assert Settings.from_env({"WALLETBOT_ENV": "dev"}).wechat["token"] == "dev-wechat-token"
+
+
+def test_no_other_module_reads_the_environment():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readers = []
+    for path in sorted([*root.joinpath("walletbot").rglob("*.py"), *root.joinpath("actions").rglob("*.py")]):
+        if path.name == "settings.py" and path.parent.name == "walletbot":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"os\.environ(?!\.setdefault)|os\.getenv", text):
+            readers.append(str(path.relative_to(root)))
+    assert readers == []

@@ -1,27 +1,34 @@
-"""The REST channel (``/webhooks/rest/webhook``), guarded.
+"""The REST channel (``/webhooks/rest/webhook``): JSON in, the bot's messages as JSON out.
 
 Rasa's stock REST channel trusts the body's ``input_channel`` (a client could
-claim to be ``wechat`` and borrow a WeChat user's identity), returns 500 on
-malformed JSON, and stores whatever was typed. This one always reports itself
-as ``rest``, answers bad input with a clear 400, masks personal data, limits
-each sender's rate and apologises when the bot cannot answer.
+claim to be ``wechat`` and borrow a WeChat user's identity) and returns 500 on
+malformed JSON. This one always reports itself as ``rest`` (its conversations
+are ``rest:<sender>``, so no sender id reaches another channel's
+conversation), answers bad requests with a clear 400 and hands the message to
+the turn pipeline (:mod:`walletbot.turns.pipeline`).
+
+It is a server-to-server door: when ``REST_CHANNEL_TOKEN`` is set, every
+request must carry ``Authorization: Bearer <token>``; in production it is off
+unless that token is set.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from walletbot.rasa_ext import perf
-from walletbot.channels import guard
+from walletbot import settings
+from walletbot.turns.pipeline import Inbound, TurnPipeline, pipeline_for
 
 logger = logging.getLogger(__name__)
 
+CHANNEL = "rest"
 MAX_SENDER_CHARS = 128
 MAX_BODY_BYTES = 64 * 1024
 
@@ -31,23 +38,38 @@ def _error(message: str, status: int = 400) -> HTTPResponse:
 
 
 class GuardedRestInput(InputChannel):
-    """``POST {"sender": str, "message": str}`` → the bot's messages as JSON."""
+    """``POST {"sender": str, "message": str}`` → the bot's messages as JSON.
+
+    Args:
+        pipeline: The turn pipeline (default: the server's, built on first use).
+        token: The server-to-server token clients must send; None: none needed.
+        enabled: False answers every message with 403 (production without a token).
+    """
 
     @classmethod
     def name(cls) -> Text:
-        return "rest"
+        return CHANNEL
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        return cls()
+        config = settings.current()
+        return cls(token=config.rest_token,
+                   enabled=bool(config.rest_token) or not config.is_production)
 
-    def __init__(self, limiter: Optional[guard.Limiter] = None) -> None:
-        self.limiter = limiter or guard.make_limiter()
+    def __init__(self, pipeline: Optional[TurnPipeline] = None, *, token: Optional[str] = None,
+                 enabled: bool = True) -> None:
+        self.pipeline = pipeline
+        self.token = token
+        self.enabled = enabled
+
+    def _authorised(self, request: Request) -> bool:
+        if not self.token:
+            return True
+        header = request.headers.get("Authorization", "")
+        given = header[len("Bearer "):] if header.startswith("Bearer ") else ""
+        return hmac.compare_digest(given.encode(), self.token.encode())
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        # Every Rasa server has this channel: a good place to install the
-        # hot-path speed-ups, once, at start-up.
-        perf.install()
         bp = Blueprint("rest_webhook", __name__)
 
         @bp.route("/", methods=["GET"])
@@ -56,6 +78,10 @@ class GuardedRestInput(InputChannel):
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if not self.enabled:
+                return _error("REST 通道在生产环境中未开启（需要设置 REST_CHANNEL_TOKEN）", 403)
+            if not self._authorised(request):
+                return _error("缺少或错误的 REST 通道令牌（Authorization: Bearer …）", 401)
             if len(request.body or b"") > MAX_BODY_BYTES:
                 return _error("请求体过大", 413)
             try:
@@ -70,24 +96,13 @@ class GuardedRestInput(InputChannel):
             if text is not None and not isinstance(text, str):
                 return _error("message 必须是字符串")
             sender = sender.strip()
-            metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else None
-            verdict = await guard.screen(text, sender, self.limiter)
-            if verdict.reply is not None:
-                return response.json([{"recipient_id": sender, "text": verdict.reply}])
-            collector = CollectingOutputChannel()
-            if verdict.masked:
-                await collector.send_text_message(sender, guard.PII_REMINDER)
-            before = len(collector.messages)
-            message = UserMessage(
-                verdict.text, collector, sender, input_channel=self.name(), metadata=metadata,
+            metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+            pipeline = self.pipeline or pipeline_for(request.app)
+            messages = await pipeline.handle(
+                Inbound(channel=CHANNEL, sender=sender, text=text, metadata=metadata),
+                on_new_message,
             )
-            apology = await guard.bot_turn(
-                on_new_message, message, app=request.app,
-                produced=lambda: len(collector.messages) - before,
-            )
-            if apology:
-                del collector.messages[before:]
-                await collector.send_text_message(sender, apology)
-            return response.json(collector.messages)
+            # The client knows its conversation by the sender it chose.
+            return response.json([dict(message, recipient_id=sender) for message in messages])
 
         return bp

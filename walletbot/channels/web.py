@@ -10,7 +10,6 @@ profile a demo login (张三 / 李四) binds the session to a wallet user.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 from pathlib import Path
@@ -25,9 +24,10 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncServer
 
-from walletbot.channels import guard
-from walletbot.store import queries
+from walletbot import settings
+from walletbot.conversation import conversation_id
 from walletbot.store.service import WalletUnavailable, default_service
+from walletbot.turns.pipeline import Inbound, TurnPipeline, deliverable, pipeline_for
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ STATIC_FILES = {
 }
 DEMO_USERS = {"zhangsan": ("U1001", "张三"), "lisi": ("U1002", "李四")}
 SOCKETIO_PATH = "/webhooks/web/socket.io"
+CHANNEL = "web"
 
 
 class WebOutput(SocketIOOutput):
@@ -53,18 +54,6 @@ class WebOutput(SocketIOOutput):
         self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any
     ) -> None:
         await self._send_message(recipient_id, {"custom": json_message})
-
-
-class CountingOutput(WebOutput):
-    """Wraps the page's output and counts what the bot sends during a turn."""
-
-    def __init__(self, inner: WebOutput) -> None:
-        super().__init__(inner.sio, inner.bot_message_evt)
-        self.count = 0
-
-    async def _send_message(self, socket_id: Text, response: Any) -> None:
-        self.count += 1
-        await super()._send_message(socket_id, response)
 
 
 class WebChatInput(InputChannel):
@@ -82,7 +71,7 @@ class WebChatInput(InputChannel):
             jwt_method=credentials.get("jwt_method") or "HS256",
             token_ttl=int(credentials.get("token_ttl") or 7 * 24 * 3600),
             demo_login=str(credentials.get("demo_login", "true")).lower() in ("1", "true", "yes"),
-            redis_url=credentials.get("redis_url") or os.environ.get("REDIS_URL") or None,
+            redis_url=credentials.get("redis_url") or settings.current().redis_url,
         )
 
     def __init__(
@@ -94,6 +83,7 @@ class WebChatInput(InputChannel):
         demo_login: bool = True,
         redis_url: Optional[str] = None,
         bind: Optional[Callable[..., Awaitable[None]]] = None,
+        pipeline: Optional[TurnPipeline] = None,
     ) -> None:
         if not jwt_key:
             raise ValueError("the web channel needs jwt_key: set WEB_JWT_SECRET")
@@ -104,13 +94,13 @@ class WebChatInput(InputChannel):
         self.redis_url = redis_url
         self._bind = bind or _bind_in_wallet_db
         self.sio: Optional[AsyncServer] = None
-        self.limiter = guard.make_limiter()
-        self._app: Any = None  # the Sanic app, to see whether a conversation is paused
+        self.pipeline = pipeline
+        self._app: Any = None  # the Sanic app: socket.io handlers get no request
 
     # -- tokens ---------------------------------------------------------------
 
     def issue_token(self, *, session_id: str, user_id: Optional[str], name: Optional[str]) -> str:
-        """A signed session token: the session id is the Rasa sender id."""
+        """A signed session token: the session id is the channel's id of the user."""
         now = int(time.time())
         claims = {"sub": session_id, "uid": user_id, "name": name, "iat": now,
                   "exp": now + self.token_ttl}
@@ -211,7 +201,7 @@ class WebChatInput(InputChannel):
             agent = getattr(request.app.ctx, "agent", None)
             if agent is None or agent.tracker_store is None:
                 return response.json({"messages": [], "paused": False})
-            tracker = await agent.tracker_store.retrieve(claims["sub"])
+            tracker = await agent.tracker_store.retrieve(conversation_id(CHANNEL, claims["sub"]))
             if tracker is None:
                 return response.json({"messages": [], "paused": False})
             return response.json({
@@ -235,32 +225,17 @@ class WebChatInput(InputChannel):
             sender = session.get("sender") if session else None
             if not sender:
                 return
-            text = data.get("message") if isinstance(data, dict) else None
-            output = WebOutput(sio, "bot_uttered")
-            button = isinstance(text, str) and text.startswith("/") and len(text) <= 200
-            if button:
-                verdict = guard.Verdict(text=text.strip()) if await self.limiter.allow(sender) \
-                    else guard.Verdict(reply=guard.RATE_LIMITED)
-            else:
-                verdict = await guard.screen(text, sender, self.limiter)
-            if verdict.reply is not None:
-                await output.send_text_message(sender, verdict.reply)
-                return
-            metadata: Dict[str, Any] = {}
+            data = data if isinstance(data, dict) else {}
             title = data.get("title")
-            if button and isinstance(title, str) and len(title) <= 100:
-                metadata["button_title"] = title
-            if verdict.masked:
-                await output.send_text_message(sender, guard.PII_REMINDER)
-            sent = CountingOutput(output)
-            message = UserMessage(
-                verdict.text, sent, sender, input_channel=self.name(), metadata=metadata,
+            pipeline = self.pipeline or pipeline_for(self._app)
+            messages = await pipeline.handle(
+                Inbound(channel=CHANNEL, sender=sender, text=data.get("message"),
+                        title=title if isinstance(title, str) else None),
+                on_new_message,
             )
-            apology = await guard.bot_turn(
-                on_new_message, message, app=self._app, produced=lambda: sent.count,
-            )
-            if apology:
-                await output.send_text_message(sender, apology)
+            output = WebOutput(sio, "bot_uttered")
+            for message in messages:
+                await output.send_response(sender, deliverable(message))
 
         return bp
 
@@ -314,5 +289,4 @@ def history_lines(events: List[Dict[str, Any]], limit: int = 100) -> List[Dict[s
 
 
 async def _bind_in_wallet_db(*, session_id: str, user_id: str) -> None:
-    await default_service().run(queries.bind_sender, channel="web", sender_id=session_id,
-                                user_id=user_id)
+    await default_service().bind(channel=CHANNEL, sender_id=session_id, user_id=user_id)

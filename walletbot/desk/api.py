@@ -21,11 +21,9 @@ from sanic.response import HTTPResponse
 
 from walletbot.desk.auth import AgentAccount, AgentDirectory, SessionSigner
 from walletbot.desk.relay import Relay
-from walletbot.store import queries
-from walletbot.store import tickets as ticket_queries
+from walletbot.desk.service import DeskService
 from walletbot.store.rows import Ticket
-from walletbot.transactions.describe import STATUS_NAMES, TYPE_NAMES
-from walletbot.store.service import WalletService, WalletUnavailable, default_service
+from walletbot.store.service import WalletService, WalletUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +60,7 @@ def ticket_json(ticket: Ticket) -> Dict[str, Any]:
         "number": ticket.number,
         "channel": ticket.channel,
         "sender_id": ticket.sender_id,
+        "conversation_id": str(ticket.conversation),
         "user_id": ticket.user_id,
         "category": ticket.category,
         "priority": ticket.priority,
@@ -72,24 +71,6 @@ def ticket_json(ticket: Ticket) -> Dict[str, Any]:
         "updated_at": ticket.updated_at.isoformat(),
         "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
     }
-
-
-def _transactions(conn: Any, *, user_id: Optional[str]) -> list:
-    if not user_id:
-        return []
-    return [
-        {
-            "order_id": t.order_id, "type": TYPE_NAMES.get(t.tx_type, t.tx_type),
-            "amount": f"{t.amount:.2f}", "status": STATUS_NAMES.get(t.status, t.status),
-            "created_at": t.created_at.isoformat(),
-        }
-        for t in queries.recent_transactions(conn=conn, user_id=user_id, limit=10)
-    ]
-
-
-def _user_name(conn: Any, *, user_id: Optional[str]) -> Optional[str]:
-    user = queries.get_user(conn=conn, user_id=user_id) if user_id else None
-    return None if user is None else user.name + ("（已冻结）" if user.frozen else "")
 
 
 class DeskInput(InputChannel):
@@ -120,7 +101,7 @@ class DeskInput(InputChannel):
         self.signer = SessionSigner(secret, hours=session_hours)
         self.agents_file = agents_file
         self._directory = directory
-        self._wallet = wallet
+        self.desk = DeskService(wallet)
 
     @property
     def directory(self) -> AgentDirectory:
@@ -128,11 +109,6 @@ class DeskInput(InputChannel):
         if self._directory is None:
             self._directory = AgentDirectory.from_file(Path(self.agents_file))
         return self._directory
-
-    @property
-    def wallet(self) -> WalletService:
-        """The wallet DB service (tickets, users, transactions)."""
-        return self._wallet or default_service()
 
     def session(self, request: Request) -> Optional[Dict[str, Any]]:
         """The agent's session claims from the cookie or a Bearer token."""
@@ -242,13 +218,10 @@ class DeskInput(InputChannel):
         @authed
         async def tickets(request: Request, claims: Dict[str, Any]) -> HTTPResponse:
             statuses = ("resolved",) if request.args.get("status") == "resolved" else ("queued", "assigned")
-            rows = await self.wallet.run(ticket_queries.list_tickets, statuses=statuses, limit=200)
+            rows = await self.desk.tickets(statuses=statuses)
             return _ok({"tickets": [ticket_json(t) for t in rows]})
 
-        async def load(ticket_id: str) -> Optional[Ticket]:
-            if not ticket_id.isdigit() or len(ticket_id) > 12:
-                return None
-            return await self.wallet.run(ticket_queries.get_ticket, ticket_id=int(ticket_id))
+        load = self.desk.ticket
 
         def with_ticket(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
             """Passes the ticket named in the URL to ``handler``; 404 if there is none."""
@@ -265,17 +238,12 @@ class DeskInput(InputChannel):
         @authed
         @with_ticket
         async def ticket_detail(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
-            lines, paused = await relay(request).conversation(ticket.sender_id)
-
-            def extra(conn: Any) -> tuple:
-                return (_user_name(conn, user_id=ticket.user_id),
-                        _transactions(conn, user_id=ticket.user_id),
-                        ticket_queries.feedback_for_ticket(conn=conn, ticket_id=ticket.ticket_id))
-
-            name, txs, score = await self.wallet.run(extra)
+            lines, paused = await relay(request).conversation(ticket.conversation)
+            context = await self.desk.context(ticket)
             body = ticket_json(ticket)
             body.update({
-                "user_name": name, "transactions": txs, "csat": score, "paused": paused,
+                "user_name": context.user_name, "transactions": context.transactions,
+                "csat": context.csat, "paused": paused,
                 "transcript": lines or list(ticket.transcript),
             })
             return _ok(body)
@@ -284,14 +252,13 @@ class DeskInput(InputChannel):
         @authed
         @with_ticket
         async def claim(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
-            won = await self.wallet.run(ticket_queries.claim_ticket, ticket_id=ticket.ticket_id,
-                                        agent=claims["sub"])
+            won = await self.desk.claim(ticket, agent=claims["sub"])
             if not won:
                 current = await load(str(ticket.ticket_id))
                 who = current.agent if current else None
                 return _error(f"工单已被{who or '其他客服'}认领或已结束", 409)
-            await relay(request).announce_join(channel=ticket.channel, sender_id=ticket.sender_id,
-                                               login=claims["sub"], name=claims.get("name") or claims["sub"])
+            await relay(request).announce_join(ticket.conversation, login=claims["sub"],
+                                               name=claims.get("name") or claims["sub"])
             return _ok(ticket_json(await load(str(ticket.ticket_id))))
 
         @bp.route("/api/tickets/<ticket_id>/reply", methods=["POST"])
@@ -309,21 +276,19 @@ class DeskInput(InputChannel):
                 return _error("回复内容不能为空", 400)
             if len(text) > MAX_REPLY_CHARS:
                 return _error(f"回复不能超过{MAX_REPLY_CHARS}字", 400)
-            await relay(request).say(channel=ticket.channel, sender_id=ticket.sender_id,
-                                     text=text.strip(), login=claims["sub"],
+            await relay(request).say(ticket.conversation, text=text.strip(), login=claims["sub"],
                                      name=claims.get("name") or claims["sub"])
-            await self.wallet.run(ticket_queries.touch_ticket, ticket_id=ticket.ticket_id)
+            await self.desk.touch(ticket)
             return _ok({"ok": True})
 
         @bp.route("/api/tickets/<ticket_id>/resolve", methods=["POST"])
         @authed
         @with_ticket
         async def resolve(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
-            done = await self.wallet.run(ticket_queries.resolve_ticket, ticket_id=ticket.ticket_id,
-                                         agent=claims["sub"])
+            done = await self.desk.resolve(ticket, agent=claims["sub"])
             if not done:
                 return _error("只能结束自己认领中的工单", 409)
-            await relay(request).resume(channel=ticket.channel, sender_id=ticket.sender_id)
+            await relay(request).resume(ticket.conversation)
             return _ok(ticket_json(await load(str(ticket.ticket_id))))
 
         return bp

@@ -15,6 +15,7 @@ from rasa.shared.core.trackers import EventVerbosity
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed
 
+from walletbot.conversation import ConversationId
 from walletbot.handoff.transcript import transcript_lines
 
 logger = logging.getLogger(__name__)
@@ -44,59 +45,97 @@ class Relay:
                     return output
         return CollectingOutputChannel()
 
-    async def conversation(self, sender_id: str) -> Tuple[List[Dict[str, Any]], bool]:
+    async def conversation(self, conversation: ConversationId) -> Tuple[List[Dict[str, Any]], bool]:
         """Masked lines of the conversation and whether the bot is paused."""
-        tracker = await self.agent.tracker_store.retrieve(sender_id)
+        tracker = await self.agent.tracker_store.retrieve(str(conversation))
         if tracker is None:
             return [], False
         events = tracker.current_state(EventVerbosity.AFTER_RESTART)["events"]
         return transcript_lines(events, limit=200), tracker.is_paused()
 
-    async def _append(self, sender_id: str, *events: Any) -> None:
-        async with self.agent.lock_store.lock(sender_id):
-            tracker = await self.agent.processor.get_tracker(sender_id)
+    async def _append(self, key: str, *events: Any) -> None:
+        async with self.agent.lock_store.lock(key):
+            tracker = await self.agent.processor.get_tracker(key)
             for event in events:
                 tracker.update(event)
             await self.agent.processor.save_tracker(tracker)
 
     async def say(
-        self, *, channel: str, sender_id: str, text: str, login: str, name: str,
+        self, conversation: ConversationId, *, text: str, login: str, name: str,
         handoff: Optional[str] = None,
     ) -> None:
         """Sends an agent's text to the user and records it in the tracker."""
         metadata = {"agent": login, "agent_name": name}
-        await self._append(sender_id, BotUttered(text=text, metadata=metadata))
+        await self._append(str(conversation), BotUttered(text=text, metadata=metadata))
+        channel, recipient = conversation.channel, conversation.sender
         output = self.output_for(channel)
         payload: Dict[str, Any] = {"role": "agent", "agent": name, "text": text}
         if handoff:
             payload["handoff"] = handoff
         try:
             if channel == "web":
-                await output.send_custom_json(sender_id, payload)
+                await output.send_custom_json(recipient, payload)
             else:
-                await output.send_text_message(sender_id, f"【人工客服{name}】{text}")
+                await output.send_text_message(recipient, f"【人工客服{name}】{text}")
         except Exception:  # the text is in the tracker; the user sees it on reload
             logger.exception("could not push an agent reply on channel %s", channel)
 
-    async def announce_join(self, *, channel: str, sender_id: str, login: str, name: str) -> None:
+    async def announce_join(self, conversation: ConversationId, *, login: str, name: str) -> None:
         """Tells the user that a human has joined."""
-        await self.say(channel=channel, sender_id=sender_id, login=login, name=name,
+        await self.say(conversation, login=login, name=name,
                        text=JOINED_TEXT.format(name=name), handoff="joined")
 
-    async def resume(self, *, channel: str, sender_id: str) -> None:
+    async def resume(self, conversation: ConversationId) -> None:
         """Un-pauses the bot, which says the handoff is over and asks for a score."""
-        output = self.output_for(channel)
-        async with self.agent.lock_store.lock(sender_id):
-            tracker = await self.agent.processor.get_tracker(sender_id)
+        key, channel = str(conversation), conversation.channel
+        output = _Addressed(self.output_for(channel), conversation.sender)
+        async with self.agent.lock_store.lock(key):
+            tracker = await self.agent.processor.get_tracker(key)
             tracker.update(ConversationResumed())
             await self.agent.processor.save_tracker(tracker)
             if channel == "web":
                 try:
-                    await output.send_custom_json(sender_id, {"handoff": "ended"})
+                    await output.send_custom_json(key, {"handoff": "ended"})
                 except Exception:
                     logger.exception("could not tell the web page the handoff ended")
-            await self.agent.execute_action(sender_id, RESOLVED_ACTION, output, None, None)
+            await self.agent.execute_action(key, RESOLVED_ACTION, output, None, None)
             # The bot now waits for the user, as after any bot turn.
-            tracker = await self.agent.processor.get_tracker(sender_id)
+            tracker = await self.agent.processor.get_tracker(key)
             tracker.update(ActionExecuted("action_listen"))
             await self.agent.processor.save_tracker(tracker)
+
+
+class _Addressed(OutputChannel):
+    """Delivers to the channel's own id of the user, whatever conversation id Rasa names.
+
+    Rasa addresses a conversation's messages to the tracker's id
+    (``web:<session>``); the channels know the user by their own id.
+    """
+
+    def __init__(self, inner: OutputChannel, recipient: str) -> None:
+        self.inner = inner
+        self.recipient = recipient
+
+    @classmethod
+    def name(cls) -> str:
+        return "relay"
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        await self.inner.send_response(self.recipient, message)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.inner.send_text_message(self.recipient, text, **kwargs)
+
+    async def send_text_with_buttons(self, recipient_id: str, text: str,
+                                     buttons: List[Dict[str, Any]], **kwargs: Any) -> None:
+        await self.inner.send_text_with_buttons(self.recipient, text, buttons, **kwargs)
+
+    async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any],
+                               **kwargs: Any) -> None:
+        await self.inner.send_custom_json(self.recipient, json_message, **kwargs)
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self.inner.send_image_url(self.recipient, image, **kwargs)
+
+    async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
+        await self.inner.send_attachment(self.recipient, attachment, **kwargs)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from typing import Mapping, Optional
+from typing import Optional
 from zoneinfo import ZoneInfo
 
-ENV_HOURS = "HANDOFF_SERVICE_HOURS"
-ENV_TZ = "HANDOFF_TIMEZONE"
 _SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
 
@@ -44,12 +42,6 @@ class ServiceHours:
         except Exception:
             raise ValueError(f"unknown time zone {tz!r}, e.g. Asia/Shanghai") from None
         return cls(start=time(h1, m1), end=None if h2 == 24 else time(h2, m2), tz=zone)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "ServiceHours":
-        """From ``HANDOFF_SERVICE_HOURS`` / ``HANDOFF_TIMEZONE``; unset: always open."""
-        return cls.parse(environ.get(ENV_HOURS) or "00:00-24:00",
-                         environ.get(ENV_TZ) or "Asia/Shanghai")
 
     @property
     def always_open(self) -> bool:

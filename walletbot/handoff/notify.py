@@ -16,7 +16,6 @@ from walletbot.store.rows import Ticket
 
 logger = logging.getLogger(__name__)
 
-ENV_URL = "DESK_WEBHOOK_URL"
 PRIORITY_NAMES = {1: "紧急", 2: "高", 3: "普通"}
 CATEGORY_NAMES = {
     "request_human": "用户要求人工",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from sqlalchemy.engine import Connection
 
+from walletbot import settings
+from walletbot.conversation import ConversationId
 from walletbot.handoff.hours import ServiceHours
-from walletbot.handoff.notify import ENV_URL, TicketNotifier
+from walletbot.handoff.notify import TicketNotifier
 from walletbot.handoff.transcript import summary_line, transcript_lines
 from walletbot.store import queries
 from walletbot.store import tickets as ticket_queries
@@ -64,16 +65,16 @@ class HandoffService:
         notifier: Optional[TicketNotifier] = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
+        config = settings.current() if hours is None or notifier is None else None
         self.wallet = wallet or default_service()
-        self.hours = hours or ServiceHours.from_env(os.environ)
-        self.notifier = notifier or TicketNotifier(os.environ.get(ENV_URL))
+        self.hours = hours or ServiceHours.parse(config.service_hours, config.service_timezone)
+        self.notifier = notifier or TicketNotifier(config.desk_webhook_url)
         self.clock = clock
 
     async def escalate(
         self,
         *,
-        channel: str,
-        sender_id: str,
+        conversation: ConversationId,
         category: str,
         priority: int,
         events: Iterable[Dict[str, Any]],
@@ -83,8 +84,7 @@ class HandoffService:
         """Opens (or finds) the conversation's ticket; optionally freezes the account.
 
         Args:
-            channel: Rasa input channel of the conversation.
-            sender_id: Its sender id.
+            conversation: The conversation to hand over.
             category: Ticket category.
             priority: 1 urgent, 2 high, 3 normal.
             events: Tracker events so far; become the masked transcript.
@@ -96,7 +96,8 @@ class HandoffService:
         """
         lines = transcript_lines(events)
         kwargs = dict(
-            channel=channel, sender_id=sender_id, category=category, priority=priority,
+            channel=conversation.channel, sender_id=conversation.sender,
+            category=category, priority=priority,
             summary=summary_line(lines) or None, transcript=lines,
         )
         if freeze:
@@ -116,19 +117,31 @@ class HandoffService:
             frozen=freeze and user_id is not None,
         )
 
-    async def rate_latest(self, *, channel: str, sender_id: str, score: int) -> Optional[Ticket]:
+    async def has_open_ticket(self, conversation: ConversationId) -> bool:
+        """Whether a human has the conversation (the ticket row is the one source of truth).
+
+        Raises:
+            WalletUnavailable: The wallet DB is down.
+        """
+        ticket = await self.wallet.run(ticket_queries.open_ticket_for,
+                                       channel=conversation.channel, sender_id=conversation.sender)
+        return ticket is not None
+
+    async def rate_latest(self, *, conversation: ConversationId, score: int) -> Optional[Ticket]:
         """Stores a 1–5 score for the conversation's latest unrated resolved ticket.
 
         Returns:
             The rated ticket, or None if there was none (the score is then kept
             as general feedback).
         """
-        return await self.wallet.run(_rate_latest, channel=channel, sender_id=sender_id, score=score)
+        return await self.wallet.run(_rate_latest, channel=conversation.channel,
+                                     sender_id=conversation.sender, score=score)
 
-    async def suggest(self, *, channel: str, sender_id: str, text: str) -> int:
+    async def suggest(self, *, conversation: ConversationId, text: str) -> int:
         """Keeps a user's suggestion; returns its feedback id."""
         return await self.wallet.run(
-            ticket_queries.add_feedback, channel=channel, sender_id=sender_id, comment=text
+            ticket_queries.add_feedback, channel=conversation.channel,
+            sender_id=conversation.sender, comment=text,
         )
 
 

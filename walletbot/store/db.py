@@ -5,7 +5,7 @@ Nothing here runs at import time: callers build one engine at start-up with
 functions in :mod:`walletbot.store.queries`::
 
     engine = make_engine()          # WALLET_DB_URL, default sqlite:///var/wallet.db
-    init_db(engine)
+    init_db(engine)                 # tables only; seed_demo(engine) adds the demo data
     with engine.begin() as conn:    # commits on success, rolls back on error
         user = get_user_for_sender(conn=conn, channel="rest", sender_id="zhangsan")
 """
@@ -13,7 +13,6 @@ functions in :mod:`walletbot.store.queries`::
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
@@ -38,18 +37,16 @@ def wallet_db_url(environ: Optional[Mapping[str, str]] = None) -> str:
     """The wallet database's SQLAlchemy URL.
 
     Args:
-        environ: Where to read ``WALLET_DB_URL``; ``os.environ`` by default.
+        environ: Where to read ``WALLET_DB_URL``; the settings' environment by default.
 
     Returns:
         ``WALLET_DB_URL`` if set and non-empty, else ``sqlite:///var/wallet.db``
         (relative to the current working directory). A ``postgres://`` URL, as
         some hosting providers hand out, is rewritten to ``postgresql://``.
     """
-    source = os.environ if environ is None else environ
-    url = (source.get(ENV_VAR) or "").strip() or DEFAULT_URL
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
-    return url
+    from walletbot.settings import Settings
+
+    return Settings.from_env(environ).wallet_db_url
 
 
 def _sqlite_is_memory(url: sa.engine.URL) -> bool:
@@ -161,12 +158,11 @@ def _is_creation_race(error: exc.DBAPIError) -> bool:
 
 
 def init_db(engine: Engine) -> None:
-    """Creates the tables that are missing and seeds the demo data.
+    """Creates the tables that are missing. Seeds nothing: see :func:`seed_demo`.
 
-    Idempotent and safe to run from several processes at once: rows are
-    inserted only where their primary key is missing (existing rows, e.g. a
-    frozen account, are kept as they are), runs are serialised by a database
-    lock, and a run that still loses a creation race is retried once.
+    Idempotent and safe to run from several processes at once: runs are
+    serialised by a database lock, and a run that still loses a creation race
+    is retried once.
 
     Args:
         engine: From :func:`make_engine`.
@@ -176,8 +172,19 @@ def init_db(engine: Engine) -> None:
             with engine.begin() as conn:
                 _lock_for_init(conn)
                 metadata.create_all(conn)
-                _seed_demo(conn)
             return
         except exc.DBAPIError as error:
             if attempt == 2 or not _is_creation_race(error):
                 raise
+
+
+def seed_demo(engine: Engine) -> None:
+    """Adds the demo users, bindings and orders of design.md §4 (dev and tests only).
+
+    Rows are inserted only where their primary key is missing: existing rows,
+    e.g. a frozen account, are kept as they are. The production profile never
+    calls this (see :class:`walletbot.store.service.WalletService`).
+    """
+    with engine.begin() as conn:
+        _lock_for_init(conn)
+        _seed_demo(conn)

@@ -1,4 +1,4 @@
-"""Demo users, bindings and transactions (design.md §4), seeded by ``init_db``.
+"""Demo users, bindings and transactions (design.md §4), seeded by ``seed_demo`` outside production.
 
 Times are written in Asia/Shanghai (UTC+8, no DST since 1991) and stored as UTC.
 A transaction is created on its order id's date at 10:00 Shanghai time.

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Dict, Literal, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Tuple
+
+if TYPE_CHECKING:
+    from walletbot.conversation import ConversationId
 
 Channel = Literal["rest", "wechat", "web"]
 TxType = Literal["topup", "withdraw", "transfer", "refund"]
@@ -83,7 +86,8 @@ class Ticket:
     Attributes:
         ticket_id: Number told to the user.
         channel: Rasa input channel of the conversation (``web``, ``wechat``, ``rest``).
-        sender_id: The channel's sender id (conversation id in the tracker store).
+        sender_id: The channel's sender id (with ``channel``, the conversation: see
+            :attr:`conversation`).
         user_id: The wallet user, if the sender is bound to one.
         category: One of :data:`TICKET_CATEGORIES`.
         priority: 1 urgent, 2 high, 3 normal.
@@ -114,3 +118,10 @@ class Ticket:
     def number(self) -> str:
         """The ticket number as users and agents see it, e.g. ``"T000042"``."""
         return f"T{self.ticket_id:06d}"
+
+    @property
+    def conversation(self) -> "ConversationId":
+        """The conversation the ticket is about (its tracker is ``str()`` of this)."""
+        from walletbot.conversation import ConversationId
+
+        return ConversationId(self.channel, self.sender_id)

@@ -1,7 +1,8 @@
 """Async access to the wallet DB for actions: the event loop never blocks.
 
 SQLAlchemy calls run in the default thread pool. The engine is created (and
-the schema and demo data set up) on first use, not at import time.
+the schema set up) on first use, not at import time. Outside production the
+demo users and orders of design.md §4 are seeded too; production seeds nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
 from walletbot.store import queries
-from walletbot.store.db import init_db, make_engine
+from walletbot.store.db import init_db, make_engine, seed_demo
 from walletbot.store.rows import Transaction, User
 
 logger = logging.getLogger(__name__)
@@ -30,8 +31,16 @@ class WalletUnavailable(RuntimeError):
 class WalletService:
     """The wallet queries an action needs, as coroutines."""
 
-    def __init__(self, engine_factory: Callable[[], Engine] = make_engine) -> None:
+    def __init__(self, engine_factory: Callable[[], Engine] = make_engine, *,
+                 demo: Optional[bool] = None) -> None:
+        """Creates the service (no connection yet).
+
+        Args:
+            engine_factory: Builds the engine on first use.
+            demo: Seed the demo data; by default everywhere but in production.
+        """
         self._engine_factory = engine_factory
+        self._demo = demo
         self._engine: Optional[Engine] = None
         self._lock = threading.Lock()
 
@@ -40,6 +49,13 @@ class WalletService:
             if self._engine is None:
                 engine = self._engine_factory()
                 init_db(engine)
+                demo = self._demo
+                if demo is None:
+                    from walletbot import settings
+
+                    demo = not settings.current().is_production
+                if demo:
+                    seed_demo(engine)
                 self._engine = engine
             return self._engine
 
@@ -64,6 +80,10 @@ class WalletService:
     async def user_for(self, *, channel: str, sender_id: str) -> Optional[User]:
         """The wallet user bound to this sender, or None."""
         return await self.run(queries.get_user_for_sender, channel=channel, sender_id=sender_id)
+
+    async def bind(self, *, channel: str, sender_id: str, user_id: str) -> None:
+        """Binds the channel's sender (a web session at login, an OpenID) to a wallet user."""
+        await self.run(queries.bind_sender, channel=channel, sender_id=sender_id, user_id=user_id)
 
     async def transaction(self, *, user_id: str, order_id: str) -> Optional[Transaction]:
         """The user's own order, or None (missing or someone else's: same answer)."""

@@ -9,7 +9,6 @@ its function (the shared ones in ``walletbot.trainer.options``), and
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -264,8 +263,9 @@ def run_rasa_validate(*, config: Path, domain: Path, data: Path) -> Tuple[int, L
         sys.executable, "-m", "rasa", "data", "validate", "--fail-on-warnings",
         "--data", str(data), "--domain", str(domain), "--config", str(config),
     ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    from walletbot.settings import quiet_child_env
+
+    done = subprocess.run(command, capture_output=True, text=True, env=quiet_child_env())
     output = _ANSI_RE.sub("", done.stdout + done.stderr).splitlines()
     keep = [
         line.strip() for line in output
@@ -354,13 +354,10 @@ VALIDATE = Command(
 
 
 def default_tracker_url() -> str:
-    """``TRACKER_DB_URL`` from the environment, else ``config/dev.env``."""
-    from walletbot.settings import DEV_ENV_FILE, read_env_file
+    """``TRACKER_DB_URL`` from the settings (the environment, else ``config/dev.env``)."""
+    from walletbot import settings
 
-    if os.environ.get("TRACKER_DB_URL"):
-        return os.environ["TRACKER_DB_URL"]
-    defaults = read_env_file(DEV_ENV_FILE) if DEV_ENV_FILE.exists() else {}
-    return defaults.get("TRACKER_DB_URL", "sqlite:///var/tracker.db")
+    return settings.current().tracker_db_url
 
 
 def review_export(

@@ -6,7 +6,6 @@ project's own layout, so commands run from the repository root need none.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 CONFIG = Path("config.yml")
@@ -25,7 +24,9 @@ HISTORY = "history"
 
 def served_model(models_dir: Path) -> Path:
     """The model ``make run`` serves: ``$MODEL`` if set, else ``<models>/walletbot.tar.gz``."""
-    configured = os.environ.get("MODEL")
+    from walletbot import settings
+
+    configured = settings.current().model
     if configured and models_dir == MODELS:
         return Path(configured)
     return models_dir / SERVED_MODEL_NAME

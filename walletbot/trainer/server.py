@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,12 +21,10 @@ def server_defaults(environ: Optional[Mapping[str, str]] = None) -> Tuple[str, s
 
     Unset variables fall back to ``config/dev.env``, like everywhere else.
     """
-    from walletbot.settings import DEV_ENV_FILE, read_env_file
+    from walletbot.settings import Settings
 
-    source = dict(read_env_file(DEV_ENV_FILE)) if DEV_ENV_FILE.exists() else {}
-    source.update(os.environ if environ is None else environ)
-    port = source.get("RASA_PORT", "5005")
-    return f"http://127.0.0.1:{port}", source.get("RASA_AUTH_TOKEN", "")
+    config = Settings.from_env(environ)
+    return f"http://127.0.0.1:{config.rasa_port}", config.rasa_auth_token
 
 
 def load_model(

@@ -60,3 +60,32 @@ def test_history_shows_button_titles_agents_and_buttons():
         {"role": "user", "text": "5分"},
         {"role": "agent", "text": "您好", "agent": "小王"},
     ]
+
+
+async def test_socket_messages_go_through_the_turn_pipeline():
+    from tests.walletbot.turns.doubles import FakeAgent, ScriptedBot, make_pipeline
+    from walletbot.turns import screening
+
+    agent = FakeAgent()
+    bot = ScriptedBot(agent)
+    channel = WebChatInput(jwt_key=KEY, pipeline=make_pipeline(agent, per_minute=2))
+    channel.blueprint(bot)
+    sio = channel.sio
+    emitted = []
+
+    async def get_session(sid, namespace=None):
+        return {"sender": "web-abc"}
+
+    async def emit(event, data=None, room=None, **kwargs):
+        emitted.append((event, room, data))
+
+    sio.get_session, sio.emit = get_session, emit
+    handler = sio.handlers["/"]["user_uttered"]
+    await handler("sid1", {"message": "/deny", "title": "卡6222021234567890123"})
+    await handler("sid1", {"message": "你好"})
+    await handler("sid1", {"message": "你好"})
+    seen = bot.received[0]
+    assert seen.sender_id == "web:web-abc" and seen.input_channel == "web"
+    assert seen.text == screening.TEXT_SLASH + "deny", "never offered: text, not an intent"
+    assert [room for _, room, _ in emitted] == ["web-abc"] * 3
+    assert emitted[-1][2] == {"text": screening.RATE_LIMITED}

@@ -24,7 +24,7 @@ def test_daytime_hours():
 def test_overnight_and_around_the_clock():
     night = ServiceHours.parse("20:00-02:00")
     assert night.is_open(at(23)) and night.is_open(at(1)) and not night.is_open(at(12))
-    always = ServiceHours.from_env({})
+    always = ServiceHours.parse("00:00-24:00")
     assert always.always_open and always.is_open(at(3))
     assert always.describe() == "每天 00:00–24:00"
 

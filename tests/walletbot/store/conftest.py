@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from walletbot.store import init_db, make_engine
+from walletbot.store import init_db, make_engine, seed_demo
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,6 +36,7 @@ def bare_engine(db_url: str) -> Iterator[Engine]:
 def engine(bare_engine: Engine) -> Engine:
     """An engine on a database with the schema and the demo data."""
     init_db(bare_engine)
+    seed_demo(bare_engine)
     return bare_engine
 
 

@@ -14,6 +14,7 @@ from walletbot.store import (
     DEFAULT_URL,
     bindings,
     init_db,
+    seed_demo,
     make_engine,
     set_frozen,
     transactions,
@@ -78,6 +79,7 @@ def test_in_memory_sqlite_is_shared_across_threads():
     engine = make_engine("sqlite://")
     try:
         init_db(engine)
+        seed_demo(engine)
         seen = []
         thread = threading.Thread(target=lambda: seen.append(_counts(engine)))
         thread.start()
@@ -120,10 +122,18 @@ def test_init_db_creates_tables_and_indexes(bare_engine):
         ("users", ["user_id"])]
 
 
-def test_init_db_twice_is_idempotent(bare_engine):
+def test_init_db_creates_tables_and_seeds_nothing(bare_engine):
+    # The production profile's set-up: no demo users, bindings or orders.
     init_db(bare_engine)
+    assert _counts(bare_engine) == (0, 0, 0)
+
+
+def test_init_db_and_seed_demo_twice_are_idempotent(bare_engine):
+    init_db(bare_engine)
+    seed_demo(bare_engine)
     first = _counts(bare_engine)
     init_db(bare_engine)
+    seed_demo(bare_engine)
     assert first == _counts(bare_engine) == (2, 6, 7)
 
 
@@ -136,6 +146,7 @@ def test_init_db_concurrently_from_two_threads(db_url):
         try:
             barrier.wait(timeout=10)
             init_db(engine)
+            seed_demo(engine)
         except BaseException as error:  # reported below
             errors.append(error)
 
@@ -152,10 +163,11 @@ def test_init_db_concurrently_from_two_threads(db_url):
             engine.dispose()
 
 
-def test_init_db_keeps_changed_rows(engine):
+def test_seeding_again_keeps_changed_rows(engine):
     with engine.begin() as conn:
         assert set_frozen(conn=conn, user_id="U1001") is True
     init_db(engine)
+    seed_demo(engine)
     with engine.connect() as conn:
         row = conn.execute(sa.select(users).where(users.c.user_id == "U1001")).one()
     assert row.frozen is True and row.frozen_at.tzinfo == timezone.utc

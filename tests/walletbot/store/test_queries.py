@@ -14,6 +14,7 @@ from walletbot.store import (
     get_user,
     get_user_for_sender,
     init_db,
+    seed_demo,
     make_engine,
     recent_transactions,
     set_frozen,
@@ -267,6 +268,7 @@ def test_postgresql_datetimes_are_utc_whatever_the_session_time_zone(pg_server):
     engine = make_engine(pg_server.new_url())
     try:
         init_db(engine)
+        seed_demo(engine)
         with engine.connect() as conn:
             conn.exec_driver_sql("SET TIME ZONE 'America/New_York'")
             tx = get_transaction(conn=conn, order_id="WD202611180002", user_id="U1001")
@@ -284,6 +286,7 @@ def test_sqlite_stores_utc_wall_time(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'wallet.db'}")
     try:
         init_db(engine)
+        seed_demo(engine)
         with engine.connect() as conn:
             stored = conn.exec_driver_sql(
                 "SELECT created_at FROM transactions WHERE order_id = 'WD202611180002'"

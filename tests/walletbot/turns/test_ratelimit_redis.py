@@ -1,11 +1,15 @@
-"""The rate limit shared by replicas through Redis (walletbot.channels.guard.RedisRateLimiter)."""
+"""The rate limit shared by replicas through Redis (walletbot.turns.ratelimit.RedisRateLimiter)."""
 
 import asyncio
 import socket
 import time
 import uuid
 
-from walletbot.channels import guard
+from walletbot.turns import ratelimit as guard
+from walletbot.turns import screening
+from walletbot.turns.pipeline import Inbound
+
+from tests.walletbot.turns.doubles import FakeAgent, ScriptedBot, make_pipeline
 
 
 class Clock:
@@ -92,10 +96,15 @@ async def test_hung_redis_costs_at_most_the_timeout(caplog):
         server.close()
 
 
-async def test_screen_uses_the_shared_limit(redis_url):
+async def test_the_pipeline_uses_the_shared_limit(redis_url):
     limiter = guard.RedisRateLimiter(redis_url, 1, prefix=_prefix())
+    pipeline = make_pipeline(FakeAgent())
+    pipeline.limiter = limiter
+    bot = ScriptedBot()
     try:
-        assert (await guard.screen("怎么提现", "s", limiter)).text == "怎么提现"
-        assert (await guard.screen("怎么提现", "s", limiter)).reply == guard.RATE_LIMITED
+        first = await pipeline.handle(Inbound(channel="web", sender="s", text="怎么提现"), bot)
+        second = await pipeline.handle(Inbound(channel="web", sender="s", text="怎么提现"), bot)
+        assert [m["text"] for m in first] == ["echo:怎么提现"]
+        assert [m["text"] for m in second] == [screening.RATE_LIMITED]
     finally:
         await limiter.close()

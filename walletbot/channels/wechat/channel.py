@@ -32,26 +32,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional, Set, Text
 
-from rasa.core.channels.channel import (
-    CollectingOutputChannel,
-    InputChannel,
-    OutputChannel,
-    UserMessage,
-)
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from wechatpy.messages import BaseMessage
 
-from walletbot.channels import guard
+from walletbot import settings
 from walletbot.channels.wechat.api import DEFAULT_API_BASE, WeChatApiClient
 from walletbot.channels.wechat.dedupe import DedupeStore, make_store
 from walletbot.channels.wechat.format import (
-    EMPTY_TEXT,
-    ERROR_TEXT,
     UNSUPPORTED_TEXT,
     WELCOME_TEXT,
     attachment_text,
@@ -62,6 +54,7 @@ from walletbot.channels.wechat.format import (
     render_buttons,
 )
 from walletbot.channels.wechat.protocol import RequestRejected, WeChatProtocol
+from walletbot.turns.pipeline import Inbound, TurnPipeline, pipeline_for
 
 logger = logging.getLogger(__name__)
 
@@ -147,15 +140,17 @@ class WeChatInput(InputChannel):
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "WeChatInput":
         """Reads the channel's settings from ``credentials.yml``.
 
-        Missing keys fall back to the ``WECHAT_*`` environment variables;
-        ``REDIS_URL`` comes from the environment (or ``redis_url``).
+        Missing keys fall back to the ``WECHAT_*`` settings; ``REDIS_URL``
+        comes from the settings (or ``redis_url``).
         """
         credentials = credentials or {}
+        config = settings.current()
+        fallback = dict(config.wechat, redis_url=config.redis_url or "")
 
         def setting(key: str, env: str, default: str = "") -> str:
             value = credentials.get(key)
             if value is None or str(value).strip() == "":
-                value = os.environ.get(env, default)
+                value = fallback.get(key, default)
             return str(value or default).strip()
 
         token = setting("token", "WECHAT_TOKEN")
@@ -191,6 +186,7 @@ class WeChatInput(InputChannel):
         store: Optional[DedupeStore] = None,
         api: Optional[WeChatApiClient] = None,
         protocol: Optional[WeChatProtocol] = None,
+        pipeline: Optional[TurnPipeline] = None,
     ) -> None:
         """Creates the channel.
 
@@ -205,6 +201,7 @@ class WeChatInput(InputChannel):
             store: de-duplication store (overrides ``redis_url``).
             api: customer-service API client (overrides the one built here).
             protocol: request verification (overrides the one built here).
+            pipeline: the turn pipeline (default: the server's, built on first use).
         """
         if not 0 < reply_budget <= MAX_REPLY_BUDGET:
             raise ValueError(
@@ -216,8 +213,8 @@ class WeChatInput(InputChannel):
         self.store = store or make_store(redis_url)
         self.reply_budget = reply_budget
         self._background: Set[asyncio.Task] = set()
-        self.limiter = guard.make_limiter()
-        self._app: Any = None  # the Sanic app, to see whether a conversation is paused
+        self.pipeline = pipeline
+        self._app: Any = None  # the Sanic app whose pipeline runs the turns
 
     def get_output_channel(self) -> OutputChannel:
         """The customer-service API output (for agent replies and pushes)."""
@@ -296,8 +293,6 @@ class WeChatInput(InputChannel):
             text = message.recognition
         if text is None:
             return self.protocol.text_reply(message, UNSUPPORTED_TEXT)
-        if not text.strip():
-            return self.protocol.text_reply(message, EMPTY_TEXT)
         return await self._answer(message, text.strip(), on_new_message, deadline)
 
     @staticmethod
@@ -393,33 +388,18 @@ class WeChatInput(InputChannel):
             logger.warning("could not read the WeChat options", exc_info=True)
             choices = []
         chosen = choice_payload(text, choices)
-        collector = CollectingOutputChannel()
-        if chosen:
-            typed = chosen
-        else:
-            # Mask personal data before Rasa (and its tracker store) sees it;
-            # rate-limit the sender.
-            verdict = await guard.screen(text, openid, self.limiter)
-            if verdict.reply is not None:
-                return [{"text": verdict.reply}]
-            typed = verdict.text
-            if verdict.masked:
-                await collector.send_text_message(openid, guard.PII_REMINDER)
-        before = len(collector.messages)
-        user_message = UserMessage(
-            typed,
-            collector,
-            openid,
-            input_channel=CHANNEL_NAME,
-            metadata=_metadata(message, guard.mask_incoming(text)[0] if chosen else None),
+        pipeline = self.pipeline or pipeline_for(self._app)
+        return await pipeline.handle(
+            Inbound(
+                channel=CHANNEL_NAME,
+                sender=openid,
+                # A numbered reply stands for its option's payload.
+                text=chosen or text,
+                metadata=_metadata(message, text if chosen else None),
+                message_id=str(message.id) if message.id else None,
+            ),
+            on_new_message,
         )
-        apology = await guard.bot_turn(
-            on_new_message, user_message, app=self._app,
-            produced=lambda: len(collector.messages) - before,
-        )
-        if apology:
-            return collector.messages[:before] + [{"text": ERROR_TEXT}]
-        return collector.messages
 
     async def _finish_turn(self, openid: str, messages: Iterable[Dict[str, Any]]) -> List[str]:
         """Remembers the turn's options; returns its text in WeChat-sized chunks."""

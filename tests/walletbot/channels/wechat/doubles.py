@@ -28,6 +28,8 @@ from wechatpy.utils import WeChatSigner
 
 from walletbot.channels.wechat import WeChatInput
 
+from tests.walletbot.turns.doubles import FakeAgent, make_pipeline
+
 TOKEN = "test-wechat-token"
 APP_ID = "wx0123456789abcdef"
 APP_SECRET = "test-wechat-secret"
@@ -248,6 +250,8 @@ class FakeBot:
     """
 
     def __init__(self) -> None:
+        # Rasa's stores: the pipeline reads the buttons the bot offered from them.
+        self.agent = FakeAgent()
         self.received: List[UserMessage] = []
         self.answers: Dict[str, List[Dict[str, Any]]] = {}
         self.delays: Dict[str, float] = {}
@@ -259,6 +263,7 @@ class FakeBot:
         if message.text in self.fail_on:
             raise RuntimeError("the bot broke")
         answers = self.answers.get(message.text or "", [{"text": f"你说的是：{message.text}"}])
+        await self.agent.record(message.sender_id, message.text, answers)
         for answer in answers:
             await message.output_channel.send_response(message.sender_id, dict(answer))
 
@@ -270,6 +275,8 @@ class FakeBot:
 async def serve_channel(channel: WeChatInput, bot: Callable) -> AsyncIterator[str]:
     """Runs a Sanic app with ``channel`` at /webhooks/wechat; yields its base URL."""
     app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
+    if channel.pipeline is None:
+        channel.pipeline = make_pipeline(getattr(bot, "agent", None))
     app.blueprint(channel.blueprint(bot), url_prefix="/webhooks/wechat")
     port = free_port()
     server = await app.create_server(

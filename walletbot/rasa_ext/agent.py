@@ -1,0 +1,87 @@
+"""Reaching into the Rasa server: its agent, its action endpoint, a conversation's events.
+
+Everything here uses Rasa's tracker and lock stores exactly as a user turn
+does (under the conversation's lock), so it stays correct with replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Dict, Iterable, Mapping, Optional, Set
+
+import aiohttp
+
+
+def agent_of(app: Any) -> Any:
+    """The Rasa server's current ``Agent`` (replaced on ``PUT /model``), or None."""
+    return getattr(getattr(app, "ctx", None), "agent", None)
+
+
+def action_endpoint_of(app: Any) -> Optional[str]:
+    """The action server URL the Rasa server in ``app`` uses, if any."""
+    endpoint = getattr(agent_of(app), "action_endpoint", None)
+    return getattr(endpoint, "url", None)
+
+
+async def action_server_up(url: Optional[str], timeout: float = 1.0) -> bool:
+    """Whether the action server at ``url`` answers its /health (no URL: True)."""
+    if not url:
+        return True
+    health = url.rsplit("/webhook", 1)[0] + "/health"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.get(health) as response:
+                return response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        return False
+
+
+def offered_payloads(events: Iterable[Any]) -> Set[str]:
+    """Payloads of every button the bot showed in these tracker events."""
+    offered: Set[str] = set()
+    for event in events:
+        data = getattr(event, "data", None)
+        if getattr(event, "type_name", None) != "bot" or not isinstance(data, Mapping):
+            continue
+        for button in data.get("buttons") or ():
+            payload = button.get("payload") if isinstance(button, Mapping) else None
+            if isinstance(payload, str):
+                offered.add(payload.strip())
+    return offered
+
+
+async def payloads_offered_in(agent: Any, conversation_id: str) -> Set[str]:
+    """Payloads the bot offered in the stored conversation (empty when there is none)."""
+    store = getattr(agent, "tracker_store", None)
+    if store is None:
+        return set()
+    tracker = await store.retrieve(conversation_id)
+    return offered_payloads(tracker.events) if tracker is not None else set()
+
+
+async def store_user_message(
+    agent: Any, conversation_id: str, *, text: str, input_channel: str,
+    metadata: Optional[Dict[str, Any]] = None, message_id: Optional[str] = None,
+) -> bool:
+    """Appends the user's message to the conversation without a bot turn.
+
+    Used while a human has the conversation. Rasa would also stay silent, but
+    it starts a new session first when the user has been quiet longer than
+    ``session_expiration_time`` (a long wait in the queue), and a new session
+    is no longer paused.
+
+    Returns:
+        Whether it was stored (False: no stores yet, or no such conversation).
+    """
+    if agent is None or agent.tracker_store is None or agent.lock_store is None:
+        return False
+    from rasa.shared.core.events import UserUttered
+
+    async with agent.lock_store.lock(conversation_id):
+        tracker = await agent.tracker_store.retrieve(conversation_id)
+        if tracker is None:
+            return False
+        tracker.update(UserUttered(text, input_channel=input_channel, metadata=metadata,
+                                   message_id=message_id))
+        await agent.tracker_store.save(tracker)
+    return True
