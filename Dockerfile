@@ -38,4 +38,6 @@ RUN pip install --no-deps -e . \
 USER walletbot
 EXPOSE 5005 5055
 # docker-compose.yml gives every service its own command; this is a replica.
-CMD ["sh", "-c", "python -m walletbot.settings && exec rasa run --model models/walletbot.tar.gz --interface 0.0.0.0 --port 5005 --enable-api --auth-token \"$RASA_AUTH_TOKEN\" --endpoints config/prod/endpoints.yml --credentials credentials.yml"]
+# Rasa starts through walletbot's entry point (version check, walletbot's
+# patches of Rasa: walletbot/server.py), never as plain `rasa`.
+CMD ["sh", "-c", "python -m walletbot.settings && exec python -m walletbot.server run --model models/walletbot.tar.gz --interface 0.0.0.0 --port 5005 --enable-api --auth-token \"$RASA_AUTH_TOKEN\" --endpoints config/prod/endpoints.yml --credentials credentials.yml"]

@@ -65,6 +65,10 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
+# The bot's servers start as every launcher starts them (version check and
+# walletbot's patches of Rasa, walletbot/server.py); the bare baseline stays
+# plain `rasa run`.
+SERVER = [str(BIN / "python"), "-m", "walletbot.server"]
 MINIMAL = ROOT / "bench" / "minimal"
 BOT_MODEL = ROOT / "models" / "walletbot.tar.gz"
 TOKEN = os.environ.get("WECHAT_TOKEN", "dev-wechat-token")
@@ -372,11 +376,11 @@ def main() -> int:
                          [("rest", "bench-rest-{n}-"), ("rest", "bench-restw-{n}-"),
                           ("rest", "bench-restb-{n}-"), ("wechat", "o_bench_{n}_")],
                          args.session_turns)
-        actions = Server("action server", [str(BIN / "rasa"), "run", "actions", "--actions",
+        actions = Server("action server", [*SERVER, "run", "actions", "--actions",
                                            "actions", "--port", "16055"],
                          bot_env, "http://127.0.0.1:16055/health", work / "actions.log")
         servers.append(actions)
-        bot = Server("bot rasa", [str(BIN / "rasa"), "run", "--model", str(BOT_MODEL),
+        bot = Server("bot rasa", [*SERVER, "run", "--model", str(BOT_MODEL),
                                   "--port", "16015", "--interface", "127.0.0.1",
                                   "--enable-api", "--auth-token", env["RASA_AUTH_TOKEN"],
                                   "--endpoints", "endpoints.yml", "--credentials",
@@ -393,7 +397,7 @@ def main() -> int:
                                REDIS_PORT="16379", REDIS_DB="0", REDIS_PASSWORD="",
                                TRACKER_DB_URL=f"sqlite:///{work / 'tracker-workers.db'}")
             servers.append(Server(f"bot rasa x{args.workers}",
-                                  [str(BIN / "rasa"), "run", "--model", str(BOT_MODEL),
+                                  [*SERVER, "run", "--model", str(BOT_MODEL),
                                    "--port", "16025", "--interface", "127.0.0.1",
                                    "--endpoints", "config/prod/endpoints.yml",
                                    "--credentials", "credentials.yml"],
@@ -401,7 +405,7 @@ def main() -> int:
         b_variant = args.endpoints_b or args.model_b
         if b_variant:
             b_env = dict(bot_env, TRACKER_DB_URL=f"sqlite:///{work / 'tracker-b.db'}")
-            servers.append(Server("bot rasa B", [str(BIN / "rasa"), "run", "--model",
+            servers.append(Server("bot rasa B", [*SERVER, "run", "--model",
                                                  str(args.model_b or BOT_MODEL),
                                                  "--port", "16035", "--interface", "127.0.0.1",
                                                  "--endpoints", str(args.endpoints_b or "endpoints.yml"),

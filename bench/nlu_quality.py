@@ -13,7 +13,8 @@ all trained on the same data/nlu/ in the same run, it reports:
 - the fallback rate (every held-out message is answerable);
 - the full training time (``rasa train`` from scratch, with an empty cache);
 - NLU parse time p50 / p99, in-process, after a warm-up;
-- resident memory of a ``rasa run`` server with the model loaded and one
+- resident memory of a ``rasa run`` server (started as the bot's servers
+  are, ``python -m walletbot.server run``) with the model loaded and one
   message parsed (jieba loads its dictionary on first use);
 - a paired comparison of the first candidate with the baseline per set
   (messages only one of them gets right, exact McNemar test).
@@ -47,6 +48,9 @@ from walletbot.nlu.normalize import normalize_text  # noqa: E402
 from walletbot.trainer import evaluation as ev  # noqa: E402
 
 RASA = str(ROOT / ".venv" / "bin" / "rasa")
+# The bot's server as every launcher starts it (version check, walletbot's
+# patches of Rasa: walletbot/server.py), so its memory is the deployed one.
+SERVER = [str(ROOT / ".venv" / "bin" / "python"), "-m", "walletbot.server"]
 PYTHON = sys.executable
 MODELS = ROOT / "bench" / ".models"
 TEST_SETS = [
@@ -130,7 +134,7 @@ def server_memory_mb(model: str) -> float:
         endpoints = Path(tmp) / "endpoints.yml"
         endpoints.write_text("{}\n")
         server = subprocess.Popen(
-            [RASA, "run", "--model", model, "--port", str(port), "--interface", "127.0.0.1",
+            [*SERVER, "run", "--model", model, "--port", str(port), "--interface", "127.0.0.1",
              "--enable-api", "--endpoints", str(endpoints)],
             cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -56,13 +56,18 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 # Rasa's dependencies print pages of DeprecationWarnings at start-up.
 export PYTHONWARNINGS=${PYTHONWARNINGS:-ignore::DeprecationWarning}
 PY=$ROOT/.venv/bin/python
-RASA=$ROOT/.venv/bin/rasa
+# Rasa through walletbot's entry point: the Rasa version check, then
+# walletbot's patches of Rasa (walletbot/server.py).
+RASA=("$PY" -m walletbot.server)
 DATA=${PROD_DATA_DIR:-var/prod}
 mkdir -p "$DATA"
 DATA=$(cd "$DATA" && pwd)
 
 # --- configuration checks -----------------------------------------------------
 "$PY" -m walletbot.settings || die "fix the settings above (see README, \"Production\")"
+# Before PostgreSQL and Redis start, not when the replicas refuse to (status 3,
+# as for missing binaries: the installation, not the settings).
+"$PY" -m walletbot.rasa_ext.version || exit
 [ -n "${REDIS_PASSWORD:-}" ] || die "set REDIS_PASSWORD (letters, digits, . _ ~ -)"
 [[ $REDIS_PASSWORD =~ ^[A-Za-z0-9._~-]+$ ]] ||
   die "REDIS_PASSWORD may hold only letters, digits and . _ ~ - (it is put into REDIS_URL)"
@@ -217,11 +222,11 @@ say "PostgreSQL on 127.0.0.1:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"
   die "database bootstrap failed"
 
 # --- action server and the Rasa replicas ----------------------------------------
-start actions APP "$RASA" run actions --actions actions --port "$ACTION_PORT" </dev/null
+start actions APP "${RASA[@]}" run actions --actions actions --port "$ACTION_PORT" </dev/null
 replica=0
 for port in "$RASA_PORT" "$RASA_PORT_2"; do
   replica=$((replica + 1))
-  start "rasa-$replica" APP "$RASA" run --model "$MODEL" \
+  start "rasa-$replica" APP "${RASA[@]}" run --model "$MODEL" \
     --interface 127.0.0.1 --port "$port" \
     --enable-api --auth-token "$RASA_AUTH_TOKEN" \
     --endpoints config/prod/endpoints.yml --credentials credentials.yml </dev/null

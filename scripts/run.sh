@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Starts the action server and the Rasa server in the foreground.
-# Ctrl-C (or either server dying) stops both.
+# Ctrl-C (or either server dying) stops both. Both start through
+# walletbot/server.py (the Rasa version check and walletbot's patches of Rasa).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 .venv/bin/python -m walletbot.settings
+# Once here, rather than the same refusal from both servers.
+.venv/bin/python -m walletbot.rasa_ext.version
 mkdir -p var
 MODEL=${MODEL:-models/walletbot.tar.gz}
 
@@ -16,9 +19,9 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
-.venv/bin/rasa run actions --actions actions --port "$ACTION_PORT" &
+.venv/bin/python -m walletbot.server run actions --actions actions --port "$ACTION_PORT" &
 pids+=($!)
-.venv/bin/rasa run \
+.venv/bin/python -m walletbot.server run \
   --model "$MODEL" \
   --interface 127.0.0.1 --port "$RASA_PORT" \
   --enable-api --auth-token "$RASA_AUTH_TOKEN" \

@@ -20,6 +20,9 @@ from tests.e2e.conftest import http_get
 from walletbot.settings import PROJECT_ROOT
 
 BIN = PROJECT_ROOT / ".venv" / "bin"
+# What every launcher runs instead of `rasa`: the version check and
+# walletbot's patches of Rasa first (walletbot/server.py).
+SERVER = [str(BIN / "python"), "-m", "walletbot.server"]
 
 
 class Stack:
@@ -65,13 +68,13 @@ class Stack:
 
     def start_actions(self, **overrides: str) -> None:
         env = {**self.env, **overrides}
-        self.actions = self._spawn("actions", [str(BIN / "rasa"), "run", "actions", "--actions",
+        self.actions = self._spawn("actions", [*SERVER, "run", "actions", "--actions",
                                                "actions", "--port", str(self.action_port)], env)
         self._wait(f"http://127.0.0.1:{self.action_port}/health", self.actions, "actions")
 
     def start_rasa(self) -> None:
         self.rasa = self._spawn("rasa", [
-            str(BIN / "rasa"), "run", "--model", str(self.model), "--interface", "127.0.0.1",
+            *SERVER, "run", "--model", str(self.model), "--interface", "127.0.0.1",
             "--port", str(self.rasa_port), "--enable-api", "--auth-token",
             self.env["RASA_AUTH_TOKEN"], "--endpoints", "endpoints.yml",
             "--credentials", "credentials.yml",

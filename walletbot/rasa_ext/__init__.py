@@ -1,1 +1,26 @@
-"""Everything that patches or subclasses Rasa internals, in one place."""
+"""Everything that patches or subclasses Rasa internals, in one place.
+
+- ``perf``: speed-ups of Rasa's hot paths, patched into Rasa by ``install()``;
+- ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
+- ``socketio``: the socket.io Redis manager the web channel uses;
+- ``version``: the Rasa release all of the above is written for.
+
+``install()`` is called from one place only, the server entry point
+``python -m walletbot.server`` (walletbot/server.py), after the version
+check. This module imports nothing from Rasa itself: importing it (or
+running ``python -m walletbot.rasa_ext.version``) stays cheap, and Rasa is
+only touched once its version is known to be the right one.
+"""
+
+from __future__ import annotations
+
+
+def install() -> None:
+    """Patches walletbot's speed-ups into Rasa. Idempotent.
+
+    Call it before Rasa loads a model: the garbage-collection handling wraps
+    the model loader, and a load that has already happened is not revisited.
+    """
+    from walletbot.rasa_ext import perf
+
+    perf.install()

@@ -1,5 +1,9 @@
 """Speed-ups for hot paths inside Rasa 3.6, installed explicitly at server start.
 
+``install()`` is called by ``walletbot.rasa_ext.install()`` from the server
+entry point (``python -m walletbot.server``, walletbot/server.py), before
+Rasa's CLI runs; nothing else installs them.
+
 1. ``Event.resolve_by_type`` walks every ``Event`` subclass recursively for
    each event it deserialises; a tracker is rebuilt from all its events on
    every turn, so this alone took about a fifth of a turn's time in a 150-turn
@@ -12,14 +16,32 @@
    lived. Every full (generation 2) collection walks all of them, which took
    240-280 ms on the project's machine, about every 10-30 turns: the ~300 ms
    p95/p99 tail of even a bare Rasa server at one user (bench/RESULTS.md).
-   After a model is loaded, the heap is collected once and then frozen
-   (``gc.freeze()``: those objects move to a permanent generation that the
-   collector no longer scans); objects created later (trackers, requests) are
-   collected as before. Nothing is leaked: what was garbage at load time was
-   collected just before freezing, and frozen objects are never freed
-   anyway while the model is loaded. A model loaded later (``PUT
-   /model``) freezes the new heap again; the old model's frozen objects stay
-   (one model's worth of memory), an accepted cost for a rare operation.
+   Once a model is loaded and in service, the heap is collected once and then
+   frozen (``gc.freeze()``: those objects move to a permanent generation that
+   the collector no longer scans); objects created later (trackers, requests)
+   are collected as before.
+
+   Model swaps (``PUT /model``) free the old model. Frozen objects are still
+   freed by reference counting, but a frozen reference cycle never is: had
+   the heap stayed frozen, every swap would have kept the old model's cycles
+   for good (with the current model, measured: only ~90 objects per swap,
+   pykwalify schema rules of Rasa's YAML validation; a model whose objects
+   refer to each other, as TensorFlow/Keras ones do, would leave far more;
+   tests/walletbot/rasa_ext/test_model_swap.py). So every load starts with
+   ``gc.unfreeze()``, and the collect-and-freeze waits until the loaded agent
+   is in service: both callers (``rasa.core.run.load_agent_on_start`` at
+   start-up, ``PUT /model`` in ``rasa.server``) store the result of
+   ``load_agent`` in ``app.ctx.agent`` without an ``await`` in between, so a
+   ``loop.call_soon`` callback scheduled as the load returns runs after that
+   assignment, when the old agent is no longer referenced and its cycles are
+   garbage. A failed load freezes again too (the old model keeps serving).
+   Objects still alive at that moment (a request still running on the old
+   model, open connections) are frozen with the rest and freed at the next
+   load's unfreeze at the latest: the permanent generation never holds more
+   than one freeze's worth of survivors. While a model loads (a second or
+   so), the heap is not frozen; collecting all of it once makes a swap about
+   0.4 s slower (measured with the current model: 0.45-0.7 s before, 0.8-1.1 s
+   now), a fair price for a rare operation.
 
 3. Every action-server response is checked against Rasa's response schema
    with ``jsonschema.validate``, which first validates the (constant) schema
@@ -33,6 +55,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import logging
@@ -43,6 +66,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _installed = False
+# Model loads currently awaiting (see _freeze_unless_loading).
+_loads_in_progress = 0
 
 
 def freeze_heap() -> int:
@@ -56,19 +81,38 @@ def freeze_heap() -> int:
 
 
 def freezing_after(load: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Wraps an async model loader: once it has loaded, the heap is frozen."""
+    """Wraps an async model loader: unfreezes the heap first, freezes it once the caller has the result.
+
+    The freeze is a ``call_soon`` callback, so it runs after the code that
+    awaited the load has stored the new agent (see the module docstring).
+    """
     if getattr(load, "_walletbot_freezes", False):
         return load
 
     @functools.wraps(load)
-    async def load_then_freeze(*args: Any, **kwargs: Any) -> T:
-        result = await load(*args, **kwargs)
-        frozen = freeze_heap()
-        logger.debug("Froze %d objects after loading the model.", frozen)
-        return result
+    async def unfreeze_load_then_freeze(*args: Any, **kwargs: Any) -> T:
+        global _loads_in_progress
+        # The model in service was frozen when it was loaded: unfrozen, its
+        # reference cycles can be collected once the new model replaces it.
+        gc.unfreeze()
+        _loads_in_progress += 1
+        try:
+            return await load(*args, **kwargs)
+        finally:
+            _loads_in_progress -= 1
+            asyncio.get_running_loop().call_soon(_freeze_unless_loading)
 
-    load_then_freeze._walletbot_freezes = True  # type: ignore[attr-defined]
-    return load_then_freeze
+    unfreeze_load_then_freeze._walletbot_freezes = True  # type: ignore[attr-defined]
+    return unfreeze_load_then_freeze
+
+
+def _freeze_unless_loading() -> None:
+    # A load still awaiting (two PUT /model at once) would have its
+    # predecessor frozen while that is being replaced; it freezes when it ends.
+    if _loads_in_progress:
+        return
+    frozen = freeze_heap()
+    logger.debug("Froze %d objects after loading the model.", frozen)
 
 
 def _memoise_resolve_by_type() -> None:
@@ -126,8 +170,8 @@ def _cache_action_result_validator() -> None:
 def _freeze_after_model_load() -> None:
     # `rasa run` loads the model in a before_server_start listener
     # (rasa.core.run.load_agent_on_start) through `rasa.core.agent.load_agent`,
-    # looked up at call time; the channels' blueprints, hence install(), come
-    # earlier. PUT /model (rasa.server) uses the same function.
+    # looked up at call time; install() runs before Rasa's CLI does anything
+    # (walletbot/server.py). PUT /model (rasa.server) uses the same function.
     import rasa.core.agent
 
     rasa.core.agent.load_agent = freezing_after(rasa.core.agent.load_agent)

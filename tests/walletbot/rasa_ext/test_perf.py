@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import weakref
 
 import pytest
 import rasa.core.agent
@@ -30,36 +31,109 @@ def unfrozen():
     gc.unfreeze()
 
 
-def test_loading_a_model_freezes_the_heap(unfrozen):
+class Node:
+    """A weak-referenceable object for building reference cycles."""
+
+
+def make_cycle():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_install_wraps_rasas_model_loader_once():
     perf.install()
     load = rasa.core.agent.load_agent
     assert getattr(load, "_walletbot_freezes", False), "rasa.core.agent.load_agent is not wrapped"
     assert perf.freezing_after(load) is load  # never wrapped twice
 
+
+async def test_a_load_unfreezes_first_and_freezes_after_the_caller_stored_its_result(unfrozen):
+    perf.freeze_heap()  # the model in service
+    seen = {}
     calls = []
 
     async def fake_load(*args, **kwargs):
         calls.append((args, kwargs))
-        assert gc.get_freeze_count() == 0  # freezing comes after loading
+        seen["during the load"] = gc.get_freeze_count()
+        await asyncio.sleep(0)
         return "agent"
 
-    assert gc.get_freeze_count() == 0
-    result = asyncio.run(perf.freezing_after(fake_load)("model.tar.gz", endpoints=None))
-    assert result == "agent"
+    server = {}
+    # As rasa.server's PUT /model and rasa.core.run do: stored without an await in between.
+    server["agent"] = await perf.freezing_after(fake_load)("model.tar.gz", endpoints=None)
+    seen["when stored"] = gc.get_freeze_count()
+    await asyncio.sleep(0)
     assert calls == [(("model.tar.gz",), {"endpoints": None})]
+    assert server == {"agent": "agent"}
+    assert seen == {"during the load": 0, "when stored": 0}
     assert gc.get_freeze_count() > 0
+
+
+async def test_a_failed_load_freezes_again(unfrozen):
+    async def failing_load():
+        raise RuntimeError("no model")
+
+    with pytest.raises(RuntimeError):
+        await perf.freezing_after(failing_load)()
+    await asyncio.sleep(0)
+    assert gc.get_freeze_count() > 0  # the old model goes on serving, frozen
+
+
+async def test_overlapping_loads_freeze_once_the_last_one_ends(unfrozen):
+    release = asyncio.Event()
+
+    async def slow_load():
+        await release.wait()
+        return "slow"
+
+    async def quick_load():
+        return "quick"
+
+    slow = asyncio.create_task(perf.freezing_after(slow_load)())
+    await asyncio.sleep(0)
+    assert await perf.freezing_after(quick_load)() == "quick"
+    await asyncio.sleep(0)
+    # The quick model is in service, but what it replaced may be referenced
+    # until the slow load's caller stores its result.
+    assert gc.get_freeze_count() == 0
+    release.set()
+    assert await slow == "slow"
+    await asyncio.sleep(0)
+    assert gc.get_freeze_count() > 0
+
+
+async def test_cycles_frozen_with_the_old_model_are_freed_after_the_next_load(unfrozen):
+    server = {"agent": Node()}
+    server["agent"].itself = server["agent"]  # a model whose objects refer to each other
+    old = weakref.ref(server["agent"])
+    perf.freeze_heap()
+
+    async def load():
+        return Node()
+
+    server["agent"] = await perf.freezing_after(load)()
+    await asyncio.sleep(0)
+    assert old() is None
+    assert gc.get_freeze_count() > 0
+
+
+def test_without_unfreezing_frozen_cycles_are_never_freed(unfrozen):
+    """Why a load unfreezes: freezing alone keeps a replaced model's cycles for good."""
+    model = Node()
+    model.itself = model
+    old = weakref.ref(model)
+    perf.freeze_heap()  # loaded
+    del model  # replaced
+    perf.freeze_heap()  # the old scheme: collect and freeze again after the next load
+    assert old() is not None
+    gc.unfreeze()
+    gc.collect()
+    assert old() is None
 
 
 def test_frozen_heap_still_collects_new_garbage(unfrozen):
     perf.freeze_heap()
-
-    class Node:
-        pass
-
-    def make_cycle():
-        a, b = Node(), Node()
-        a.other, b.other = b, a
-
     before = sum(isinstance(o, Node) for o in gc.get_objects())
     make_cycle()
     gc.collect()
