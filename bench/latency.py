@@ -295,10 +295,11 @@ def bind_bench_users(wallet_url: str, user_counts: List[int], prefixes: List[tup
     ``prefixes``: ``(channel, sender prefix)`` pairs; with ``session_turns``
     each user's later conversations (new senders) are bound too.
     """
-    from walletbot.store import bind_sender, init_db, make_engine
+    from walletbot.store import bind_sender, init_db, make_engine, seed_demo
 
     engine = make_engine(wallet_url)
     init_db(engine)
+    seed_demo(engine)  # 张三 must exist before anyone is bound to him
     with engine.begin() as conn:
         for users in user_counts:
             for channel, prefix in prefixes:

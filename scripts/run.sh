@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 # Once here, rather than the same refusal from both servers.
 .venv/bin/python -m walletbot.rasa_ext.version
 mkdir -p var
+# Trackers of earlier versions move to channel-scoped ids (a no-op once done).
+.venv/bin/python -m walletbot.rasa_ext.migrate >/dev/null
 MODEL=${MODEL:-models/walletbot.tar.gz}
 
 pids=()

@@ -108,9 +108,13 @@ def _create_tables(tracker_url: URL, wallet_url: URL) -> None:
 
     from walletbot.store import init_db, make_engine
 
+    from walletbot.rasa_ext.migrate import scope_conversation_ids
+
     tracker = sa.create_engine(tracker_url)
     try:
         SQLTrackerStore.Base.metadata.create_all(tracker)
+        # Conversations stored before ids carried their channel (idempotent).
+        scope_conversation_ids(tracker)
     finally:
         tracker.dispose()
     wallet = make_engine(wallet_url.render_as_string(hide_password=False))

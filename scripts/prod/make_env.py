@@ -47,6 +47,8 @@ def generate(*, agents_file: Path, pg_port: int = 5432, redis_port: int = 6379) 
         "WEB_JWT_SECRET": _token(32),
         "WEB_DEMO_LOGIN": "false",
         "DESK_SECRET": _token(32),
+        # Server-to-server callers of the REST channel (benchmarks, tests); unset: REST off.
+        "REST_CHANNEL_TOKEN": _token(32),
         "DESK_AGENTS_FILE": str(agents_file),
         # Random stand-ins for an Official Account's values (safe mode on).
         "WECHAT_TOKEN": "".join(secrets.choice(ALNUM) for _ in range(32)),

@@ -155,14 +155,16 @@ class ProdStack:
     def say(self, base: str, sender: str, message: str) -> List[Dict[str, Any]]:
         """Posts to the REST channel at ``base``; the bot's messages."""
         status, answer, _ = http(f"{base}/webhooks/rest/webhook",
-                                 body={"sender": sender, "message": message})
+                                 body={"sender": sender, "message": message},
+                                 headers={"Authorization": f"Bearer {self.env['REST_CHANNEL_TOKEN']}"})
         assert status == 200, (status, answer)
         assert isinstance(answer, list), answer
         return answer
 
     def tracker(self, base: str, sender: str) -> Dict[str, Any]:
         """The conversation from the HTTP API (token required) at ``base``."""
-        status, body, _ = http(f"{base}/conversations/{sender}/tracker?token={self.token}")
+        conversation = sender if ":" in sender else f"rest:{sender}"
+        status, body, _ = http(f"{base}/conversations/{conversation}/tracker?token={self.token}")
         assert status == 200, body
         return body
 

@@ -61,7 +61,7 @@ def stored_user_texts(stack: ProdStack, sender: str) -> List[str]:
     """User messages of ``sender`` as rows of Rasa's `events` table, by id."""
     with psycopg2.connect(stack.env["TRACKER_DB_URL"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT data FROM events WHERE sender_id = %s AND type_name = 'user' "
-                    "ORDER BY id", [sender])
+                    "ORDER BY id", [sender if ":" in sender else f"rest:{sender}"])
         return [json.loads(row[0]).get("text") for row in cur.fetchall()]
 
 
@@ -168,7 +168,7 @@ def test_the_lock_store_is_redis_and_shared_by_both_replicas(prod_stack: ProdSta
     client.echo("stop-monitor")
     watcher.join(10)
 
-    key = "walletbot:lock:lock-user"
+    key = "walletbot:lock:rest:lock-user"
     on_key = [c for c in seen if key in c["command"]]
     clients = {(c["client_address"], c["client_port"]) for c in on_key}
     issued = [c for c in on_key if c["command"].startswith("SET ") and "number" in c["command"]]
@@ -200,6 +200,15 @@ def test_http_api_through_nginx_needs_the_token(prod_stack: ProdStack):
     assert http(f"{stack.nginx}/conversations/zhangsan/tracker")[0] == 401
     assert http(f"{stack.nginx}/conversations/zhangsan/tracker?token=wrong")[0] == 401
     assert http(f"{stack.nginx}/status?token={stack.token}")[0] == 200
+
+
+def test_rest_through_nginx_needs_the_server_token(prod_stack: ProdStack):
+    stack = prod_stack
+    body = {"sender": "web-0123456789abcdef01234567", "message": "你好"}
+    for headers in ({}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": f"Bearer {stack.token}"}):  # the API token is not it
+        assert http(f"{stack.nginx}/webhooks/rest/webhook", body=body, headers=headers)[0] == 401
+    assert stack.say(stack.nginx, "rest-caller", "你好")
 
 
 def route_cookies(stack: ProdStack) -> Dict[str, str]:
@@ -427,9 +436,10 @@ def timed(call: Callable[[], Any]) -> Tuple[float, Any]:
     return time.monotonic() - started, result
 
 
-def say_timed(base: str, sender: str, text: str) -> Tuple[float, Any]:
+def say_timed(stack: ProdStack, base: str, sender: str, text: str) -> Tuple[float, Any]:
     """Posts to the REST channel; ``(seconds, (status, body))``."""
-    return timed(lambda: http(f"{base}/webhooks/rest/webhook", timeout=30,
+    headers = {"Authorization": f"Bearer {stack.env['REST_CHANNEL_TOKEN']}"}
+    return timed(lambda: http(f"{base}/webhooks/rest/webhook", timeout=30, headers=headers,
                               body={"sender": sender, "message": text})[:2])
 
 
@@ -478,7 +488,7 @@ def wait_for_recovery(stack: ProdStack, probe: str) -> float:
     started = time.monotonic()
     for n, base in enumerate(stack.replicas):
         for attempt in range(1000):  # a new sender each time: no rate limit
-            _, result = say_timed(base, f"{probe}-{n}-{attempt}", FAQ)
+            _, result = say_timed(stack, base, f"{probe}-{n}-{attempt}", FAQ)
             if isinstance(result, tuple) and result[0] == 200 and FAQ_ANSWER in str(result[1]):
                 break
             assert isinstance(result, tuple) and result[0] < 500, (base, result)
@@ -523,7 +533,7 @@ async def test_redis_outage_gets_a_clear_answer_and_the_bot_recovers(prod_stack:
             with outage(stack):
                 latencies = observed.setdefault(outage.__name__, [])
                 for where, base in targets.items():
-                    seconds, result = await asyncio.to_thread(say_timed, base, user, text)
+                    seconds, result = await asyncio.to_thread(say_timed, stack, base, user, text)
                     assert_apology(seconds, result, user, f"{outage.__name__}, {where}")
                     latencies.append(seconds)
                 # A burst: three users on each target at once (one replica's event loop
@@ -531,7 +541,7 @@ async def test_redis_outage_gets_a_clear_answer_and_the_bot_recovers(prod_stack:
                 burst = [(where, base, f"{user}-burst-{where[-1]}{i}")
                          for where, base in targets.items() for i in range(3)]
                 results = await asyncio.to_thread(run_together, [
-                    lambda b=base, s=sender: say_timed(b, s, "提现手续费")
+                    lambda b=base, s=sender: say_timed(stack, b, s, "提现手续费")
                     for _, base, sender in burst])
                 for (where, _, sender), (seconds, result) in zip(burst, results):
                     assert_apology(seconds, result, sender, f"{outage.__name__}, burst, {where}")
