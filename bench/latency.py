@@ -14,7 +14,7 @@ transaction lookup (action server + wallet DB in the loop).
         [--workers 2]
 
 --workers N adds a third Rasa server for the bot: N Sanic workers (SANIC_WORKERS)
-on port 16025 with the production lock store (walletbot.rasa_ext.lockstore.AtomicRedisLockStore,
+on port 16025 with the production lock store (walletbot.rasa_compat.lockstore.AtomicRedisLockStore,
 config/prod/endpoints.yml) on a throw-away redis-server (port 16379), sharing the
 action server and the wallet DB, with its own SQLite tracker store; its REST channel
 gets the same load ("bot REST xN").

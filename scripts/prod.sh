@@ -67,7 +67,7 @@ DATA=$(cd "$DATA" && pwd)
 "$PY" -m walletbot.settings || die "fix the settings above (see README, \"Production\")"
 # Before PostgreSQL and Redis start, not when the replicas refuse to (status 3,
 # as for missing binaries: the installation, not the settings).
-"$PY" -m walletbot.rasa_ext.version || exit
+"$PY" -m walletbot.rasa_compat.version || exit
 [ -n "${REDIS_PASSWORD:-}" ] || die "set REDIS_PASSWORD (letters, digits, . _ ~ -)"
 [[ $REDIS_PASSWORD =~ ^[A-Za-z0-9._~-]+$ ]] ||
   die "REDIS_PASSWORD may hold only letters, digits and . _ ~ - (it is put into REDIS_URL)"

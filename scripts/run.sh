@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 . scripts/env.sh
 .venv/bin/python -m walletbot.settings
 # Once here, rather than the same refusal from both servers.
-.venv/bin/python -m walletbot.rasa_ext.version
+.venv/bin/python -m walletbot.rasa_compat.version
 mkdir -p var
 # Trackers of earlier versions move to channel-scoped ids (a no-op once done).
-.venv/bin/python -m walletbot.rasa_ext.migrate >/dev/null
+.venv/bin/python -m walletbot.rasa_compat.migrate >/dev/null
 MODEL=${MODEL:-models/walletbot.tar.gz}
 
 pids=()

@@ -6,17 +6,17 @@
 The arguments are Rasa's own (``rasa --help``). Before Rasa's CLI sees them:
 
 1. the installed Rasa and Rasa SDK must be the pinned release
-   (walletbot/rasa_ext/version.py); otherwise this prints the installed and
+   (walletbot/rasa_compat/version.py); otherwise this prints the installed and
    required versions and the fix, and exits with status 3 without importing
    Rasa;
-2. ``walletbot.rasa_ext.install()`` patches the speed-ups into Rasa
-   (walletbot/rasa_ext/perf.py), before any model is loaded.
+2. ``walletbot.rasa_compat.install()`` patches the speed-ups into Rasa
+   (walletbot/rasa_compat/perf.py), before any model is loaded.
 
 Every launcher (scripts/run.sh, scripts/prod.sh, the Docker image, the
 tests' and benchmarks' servers) goes through here instead of ``rasa``, so the
 patches no longer depend on which channels a server happens to configure.
 
-Why a module of its own rather than ``python -m walletbot.rasa_ext``: the
+Why a module of its own rather than ``python -m walletbot.rasa_compat``: the
 command names what it starts (the walletbot server), and the quarantine
 package stays a library of patches with no side effects on import; all this
 module does is order the three steps.
@@ -44,14 +44,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """Checks the Rasa version, installs the patches, then runs Rasa's CLI with ``argv``."""
     args = list(sys.argv[1:] if argv is None else argv)
 
-    from walletbot.rasa_ext import version
+    from walletbot.rasa_compat import version
 
     version.check_or_exit("walletbot.server")
 
     if not is_action_server(args):
-        from walletbot import rasa_ext
+        from walletbot import rasa_compat
 
-        rasa_ext.install()
+        rasa_compat.install()
 
     import rasa.__main__
 

@@ -108,7 +108,7 @@ def _create_tables(tracker_url: URL, wallet_url: URL) -> None:
 
     from walletbot.store import init_db, make_engine
 
-    from walletbot.rasa_ext.migrate import scope_conversation_ids
+    from walletbot.rasa_compat.migrate import scope_conversation_ids
 
     tracker = sa.create_engine(tracker_url)
     try:

@@ -115,7 +115,7 @@ def test_prod_endpoints_build_a_redis_lock_store_and_a_sql_tracker_store(monkeyp
     from rasa.core.lock_store import LockStore
     from rasa.utils.endpoints import read_endpoint_config
 
-    from walletbot.rasa_ext.lockstore import AtomicRedisLockStore
+    from walletbot.rasa_compat.lockstore import AtomicRedisLockStore
 
     values = {"ACTION_ENDPOINT_URL": "http://127.0.0.1:5055/webhook",
               "TRACKER_DB_URL": "postgresql://rasa:pw@127.0.0.1:5432/rasa",
@@ -127,7 +127,7 @@ def test_prod_endpoints_build_a_redis_lock_store_and_a_sql_tracker_store(monkeyp
     assert env_refs(endpoints) == set(values)
     tracker = read_endpoint_config(str(endpoints), "tracker_store")
     # Built (on SQLite) in tests/walletbot/test_trackerstore.py.
-    assert tracker.type == "walletbot.rasa_ext.trackerstore.ThreadedSQLTrackerStore"
+    assert tracker.type == "walletbot.rasa_compat.trackerstore.ThreadedSQLTrackerStore"
     assert tracker.url == values["TRACKER_DB_URL"]
     lock_store = LockStore.create(read_endpoint_config(str(endpoints), "lock_store"))
     assert isinstance(lock_store, AtomicRedisLockStore)

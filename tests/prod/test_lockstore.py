@@ -1,4 +1,4 @@
-"""walletbot.rasa_ext.lockstore.AtomicRedisLockStore on a throwaway redis-server.
+"""walletbot.rasa_compat.lockstore.AtomicRedisLockStore on a throwaway redis-server.
 
 Several stores with their own connections stand for several Rasa replicas.
 """
@@ -19,7 +19,7 @@ import redis
 from rasa.utils.endpoints import EndpointConfig
 
 from tests.prod.conftest import free_ports
-from walletbot.rasa_ext.lockstore import AtomicRedisLockStore
+from walletbot.rasa_compat.lockstore import AtomicRedisLockStore
 
 PASSWORD = "lock-test-password"
 
@@ -62,7 +62,7 @@ def store(port: int) -> AtomicRedisLockStore:
     """A store as Rasa builds it from endpoints.yml (values are strings there)."""
     return AtomicRedisLockStore(EndpointConfig(
         url="127.0.0.1", port=str(port), db="0", password=PASSWORD, key_prefix="walletbot",
-        type="walletbot.rasa_ext.lockstore.AtomicRedisLockStore"))
+        type="walletbot.rasa_compat.lockstore.AtomicRedisLockStore"))
 
 
 def test_configured_from_endpoints_like_rasa_does(redis_port: int):
@@ -70,7 +70,7 @@ def test_configured_from_endpoints_like_rasa_does(redis_port: int):
 
     made = LockStore.create(EndpointConfig(
         url="127.0.0.1", port=str(redis_port), db="0", password=PASSWORD, key_prefix="walletbot",
-        type="walletbot.rasa_ext.lockstore.AtomicRedisLockStore"))
+        type="walletbot.rasa_compat.lockstore.AtomicRedisLockStore"))
     assert isinstance(made, AtomicRedisLockStore)
     assert made.key_prefix == "walletbot:lock:"
     made.red.ping()

@@ -1,4 +1,4 @@
-"""walletbot.rasa_ext.lockstore.AtomicRedisLockStore when Redis hangs or is gone (fast).
+"""walletbot.rasa_compat.lockstore.AtomicRedisLockStore when Redis hangs or is gone (fast).
 
 Rasa calls the lock store synchronously on a replica's event loop, so a call
 waiting for Redis stalls every request of that replica: the store gives up
@@ -22,7 +22,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from tests.prod.conftest import free_ports
 from tests.prod.test_lockstore import PASSWORD, redis_port, store  # noqa: F401 (a fixture)
-from walletbot.rasa_ext.lockstore import DEFAULT_SOCKET_TIMEOUT, AtomicRedisLockStore
+from walletbot.rasa_compat.lockstore import DEFAULT_SOCKET_TIMEOUT, AtomicRedisLockStore
 
 
 @contextmanager

@@ -30,8 +30,8 @@ from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
 from walletbot import settings as settings_module
 from walletbot.conversation import ConversationId
-from walletbot.rasa_ext import agent as rasa_agent
-from walletbot.rasa_ext.failures import action_failures
+from walletbot.rasa_compat import agent as rasa_agent
+from walletbot.rasa_compat.failures import action_failures
 from walletbot.turns import screening
 from walletbot.turns.ratelimit import Limiter, make_limiter
 

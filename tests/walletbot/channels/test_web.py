@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from walletbot.channels.web import WebChatInput, history_lines
+from walletbot.channels.web.channel import WebChatInput, history_lines
 
 KEY = "a-test-web-key-that-is-32-bytes-long"
 

@@ -1,4 +1,4 @@
-"""The hot-path speed-ups of walletbot.rasa_ext.perf keep Rasa's behaviour."""
+"""The hot-path speed-ups of walletbot.rasa_compat.perf keep Rasa's behaviour."""
 
 import asyncio
 import gc
@@ -8,7 +8,7 @@ import pytest
 import rasa.core.agent
 from rasa.shared.core import events
 
-from walletbot.rasa_ext import perf
+from walletbot.rasa_compat import perf
 
 
 def test_resolve_by_type_is_memoised_and_unchanged():

@@ -2,7 +2,7 @@
 
 from rasa.shared.core.events import BotUttered, UserUttered
 
-from walletbot.rasa_ext.agent import action_server_up, offered_payloads
+from walletbot.rasa_compat.agent import action_server_up, offered_payloads
 
 
 async def test_action_server_probe():

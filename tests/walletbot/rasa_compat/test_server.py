@@ -8,9 +8,9 @@ import sys
 import pytest
 import rasa.__main__
 
-import walletbot.rasa_ext
+import walletbot.rasa_compat
 from walletbot import server
-from walletbot.rasa_ext import version
+from walletbot.rasa_compat import version
 from walletbot.settings import PROJECT_ROOT
 
 
@@ -20,7 +20,7 @@ def steps(monkeypatch):
     done = []
     monkeypatch.setattr(sys, "argv", ["/path/to/walletbot/server.py", "ignored"])
     monkeypatch.setattr(version, "check", lambda: done.append("check"))
-    monkeypatch.setattr(walletbot.rasa_ext, "install", lambda: done.append("install"))
+    monkeypatch.setattr(walletbot.rasa_compat, "install", lambda: done.append("install"))
     monkeypatch.setattr(rasa.__main__, "main", lambda: done.append(("rasa", list(sys.argv))))
     return done
 

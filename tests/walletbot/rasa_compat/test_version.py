@@ -10,7 +10,7 @@ from typing import Dict
 
 import pytest
 
-from walletbot.rasa_ext import version
+from walletbot.rasa_compat import version
 from walletbot.settings import PROJECT_ROOT
 
 PYTHON = str(PROJECT_ROOT / ".venv" / "bin" / "python")
@@ -115,14 +115,14 @@ def test_the_entry_point_refuses_before_importing_rasa():
 def test_the_version_check_alone_exits_3_on_another_rasa():
     ran = run_with_versions("""
         import runpy
-        runpy.run_module("walletbot.rasa_ext.version", run_name="__main__")
+        runpy.run_module("walletbot.rasa_compat.version", run_name="__main__")
     """, rasa="3.7.0")
     assert ran.returncode == version.EXIT_WRONG_VERSION
-    assert ran.stderr.startswith("walletbot.rasa_ext.version: refusing to start")
+    assert ran.stderr.startswith("walletbot.rasa_compat.version: refusing to start")
 
 
 def test_the_version_check_alone_passes_on_the_pinned_rasa():
-    ran = subprocess.run([PYTHON, "-m", "walletbot.rasa_ext.version"], cwd=PROJECT_ROOT,
+    ran = subprocess.run([PYTHON, "-m", "walletbot.rasa_compat.version"], cwd=PROJECT_ROOT,
                          capture_output=True, text=True, timeout=60)
     assert (ran.returncode, ran.stdout, ran.stderr) == (0, "", "")
 

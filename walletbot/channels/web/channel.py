@@ -131,7 +131,7 @@ class WebChatInput(InputChannel):
     def _server(self) -> AsyncServer:
         manager = None
         if self.redis_url:
-            from walletbot.rasa_ext.socketio import ResilientRedisManager
+            from walletbot.rasa_compat.socketio import ResilientRedisManager
 
             # Several Rasa replicas: an emit on one reaches sockets on all.
             manager = ResilientRedisManager(self.redis_url)

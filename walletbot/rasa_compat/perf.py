@@ -1,6 +1,6 @@
 """Speed-ups for hot paths inside Rasa 3.6, installed explicitly at server start.
 
-``install()`` is called by ``walletbot.rasa_ext.install()`` from the server
+``install()`` is called by ``walletbot.rasa_compat.install()`` from the server
 entry point (``python -m walletbot.server``, walletbot/server.py), before
 Rasa's CLI runs; nothing else installs them.
 
@@ -27,7 +27,7 @@ Rasa's CLI runs; nothing else installs them.
    for good (with the current model, measured: only ~90 objects per swap,
    pykwalify schema rules of Rasa's YAML validation; a model whose objects
    refer to each other, as TensorFlow/Keras ones do, would leave far more;
-   tests/walletbot/rasa_ext/test_model_swap.py). So every load starts with
+   tests/walletbot/rasa_compat/test_model_swap.py). So every load starts with
    ``gc.unfreeze()``, and the collect-and-freeze waits until the loaded agent
    is in service: both callers (``rasa.core.run.load_agent_on_start`` at
    start-up, ``PUT /model`` in ``rasa.server``) store the result of

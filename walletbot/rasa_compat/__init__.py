@@ -8,7 +8,7 @@
 ``install()`` is called from one place only, the server entry point
 ``python -m walletbot.server`` (walletbot/server.py), after the version
 check. This module imports nothing from Rasa itself: importing it (or
-running ``python -m walletbot.rasa_ext.version``) stays cheap, and Rasa is
+running ``python -m walletbot.rasa_compat.version``) stays cheap, and Rasa is
 only touched once its version is known to be the right one.
 """
 
@@ -21,6 +21,6 @@ def install() -> None:
     Call it before Rasa loads a model: the garbage-collection handling wraps
     the model loader, and a load that has already happened is not revisited.
     """
-    from walletbot.rasa_ext import perf
+    from walletbot.rasa_compat import perf
 
     perf.install()

@@ -1,14 +1,14 @@
 """The Rasa release walletbot's patches are written for, checked before Rasa starts.
 
-Everything in walletbot.rasa_ext reaches into Rasa 3.6.21's internals
+Everything in walletbot.rasa_compat reaches into Rasa 3.6.21's internals
 (private methods, module attributes looked up at call time, the order of
 statements in ``rasa/server.py``): another release may run with a patch
 silently doing nothing or doing the wrong thing. The server entry point
 (``python -m walletbot.server``) therefore refuses to start on any other
 version. The pins below must equal requirements.txt and constraints.txt
-(tests/walletbot/rasa_ext/test_version.py checks that).
+(tests/walletbot/rasa_compat/test_version.py checks that).
 
-``python -m walletbot.rasa_ext.version`` runs the same check alone (exit
+``python -m walletbot.rasa_compat.version`` runs the same check alone (exit
 status 0 or EXIT_WRONG_VERSION), for scripts that want to fail before they
 start anything else.
 
@@ -66,7 +66,7 @@ def mismatches() -> List[Mismatch]:
 
 
 def describe(found: List[Mismatch]) -> str:
-    lines = ["refusing to start: walletbot's patches of Rasa (walletbot/rasa_ext) are "
+    lines = ["refusing to start: walletbot's patches of Rasa (walletbot/rasa_compat) are "
              "written for exactly the pinned Rasa release."]
     for m in found:
         have = "not installed" if m.installed is None else f"{m.installed} is installed"
@@ -93,4 +93,4 @@ def check_or_exit(prog: str = "walletbot") -> None:
 
 
 if __name__ == "__main__":
-    check_or_exit("walletbot.rasa_ext.version")
+    check_or_exit("walletbot.rasa_compat.version")

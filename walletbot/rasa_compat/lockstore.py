@@ -26,7 +26,7 @@ first call after that tries Redis again (on a new connection), so the store
 recovers by itself when Redis is back. In ``endpoints.yml``::
 
     lock_store:
-      type: walletbot.rasa_ext.lockstore.AtomicRedisLockStore
+      type: walletbot.rasa_compat.lockstore.AtomicRedisLockStore
       url: ${REDIS_HOST}          # host, as for Rasa's `type: redis`
       port: ${REDIS_PORT}
       db: ${REDIS_DB}

@@ -21,7 +21,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from walletbot.rasa_ext.trackerstore import ThreadedSQLTrackerStore
+from walletbot.rasa_compat.trackerstore import ThreadedSQLTrackerStore
 
 DOMAIN = Domain.from_dict({
     "intents": ["greet", "check_transaction"],

@@ -5,7 +5,7 @@ import json
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 
-from walletbot.rasa_ext.migrate import main, scope_conversation_ids
+from walletbot.rasa_compat.migrate import main, scope_conversation_ids
 
 
 def _add(conn, sender, type_name, **data):

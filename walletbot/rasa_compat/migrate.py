@@ -5,7 +5,7 @@ the bare sender id. This rewrites the ``sender_id`` of Rasa's ``events`` table
 once, taking the channel from the conversation's own user events (the
 ``input_channel`` Rasa stored with each message). Idempotent: scoped ids are
 left alone. Run it once after upgrading, before the servers start
-(``scripts/prod/bootstrap.py`` does; ``python -m walletbot.rasa_ext.migrate``
+(``scripts/prod/bootstrap.py`` does; ``python -m walletbot.rasa_compat.migrate``
 runs it on ``TRACKER_DB_URL``).
 """
 

@@ -23,11 +23,11 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterator, List, Opti
 import pytest
 import socketio
 
-from walletbot.rasa_ext.socketio import ResilientRedisManager
+from walletbot.rasa_compat.socketio import ResilientRedisManager
 
 from tests.walletbot.channels.wechat.doubles import free_port
 
-LOGGER = "walletbot.rasa_ext.socketio"
+LOGGER = "walletbot.rasa_compat.socketio"
 
 
 # --- a redis-server this test may kill -------------------------------------

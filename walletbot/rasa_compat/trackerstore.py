@@ -44,7 +44,7 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
     Configured like Rasa's SQL store (``endpoints.yml``)::
 
         tracker_store:
-          type: walletbot.rasa_ext.trackerstore.ThreadedSQLTrackerStore
+          type: walletbot.rasa_compat.trackerstore.ThreadedSQLTrackerStore
           url: ${TRACKER_DB_URL}
     """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from walletbot.rasa_ext import perf
+from walletbot.rasa_compat import perf
 
 from tests.e2e.processes import Stack
 from tests.prod.conftest import free_ports
