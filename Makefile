@@ -16,21 +16,23 @@ MODEL_INPUTS := config.yml domain.yml $(FAQ_NLU) \
 	$(filter-out $(FAQ_NLU),$(shell find data -type f -name '*.yml' -not -path 'data/faq/*')) \
 	$(wildcard data/jieba/*) $(wildcard walletbot/nlu/*.py)
 
-.PHONY: help install data validate train run test test-fast constraints clean
+.PHONY: help deps install data validate train run test test-fast constraints clean
 
 help:
 	@echo "make run        install if needed, train if needed, start the bot (Ctrl-C stops)"
-	@echo "make test       install if needed, run every test"
-	@echo "make test-fast  unit tests only (no training)"
+	@echo "make test       install if needed (system packages too), run every test"
+	@echo "make test-fast  unit tests only (no training); may skip what the machine lacks"
+	@echo "make deps       install the system packages the tests need (apt, as root)"
 	@echo "make data       rebuild $(FAQ_NLU) from the FAQ knowledge base"
 	@echo "make validate   rasa data validate + knowledge-base lint"
 	@echo "make train      train $(MODEL) if the data changed"
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
-	@test -x $(BIN)/python || "$$(scripts/find-python.sh)" -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip==26.3" "setuptools==70.3.0" "wheel==0.45.1"
-	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
-	$(BIN)/pip install --quiet --no-deps -e .
+	@echo "walletbot: installing the Python packages into $(VENV) (first time: about 2 minutes)"
+	@test -x $(BIN)/python || { python=$$(scripts/find-python.sh) && "$$python" -m venv $(VENV); }
+	@$(BIN)/pip install -qq --upgrade "pip==26.3" "setuptools==70.3.0" "wheel==0.45.1"
+	@$(BIN)/pip install -qq -r requirements.txt -c constraints.txt
+	@$(BIN)/pip install -qq --no-deps -e .
 	@touch $@
 
 install: $(STAMP)
@@ -47,8 +49,15 @@ validate: $(FAQ_NLU)
 
 # Rasa skips training itself when its fingerprint is unchanged; the touch
 # keeps make from asking again.
+# TensorFlow's and Rasa's output goes to var/log/train.log; on failure its tail is shown.
 $(MODEL): $(MODEL_INPUTS) $(STAMP)
-	$(ENV) $(BIN)/rasa train --fixed-model-name walletbot --out models
+	@mkdir -p var/log
+	@echo "walletbot: training the model (about 1 minute; log: var/log/train.log)"
+	@$(ENV) $(BIN)/rasa train --fixed-model-name walletbot --out models >var/log/train.log 2>&1 \
+	  || { tail -n 25 var/log/train.log; \
+	       echo "error: training failed (full log: var/log/train.log); check the data with: make validate"; \
+	       exit 1; }
+	@echo "walletbot: model ready: $@"
 	@touch $@
 
 train: $(MODEL)
@@ -56,11 +65,17 @@ train: $(MODEL)
 run: $(MODEL)
 	scripts/run.sh
 
-test: $(MODEL)
+# The system packages (PostgreSQL, Redis, nginx, Chromium, the CJK font): installed
+# with apt as root, else make stops here naming the apt-get line. Never a silent skip.
+deps:
+	@scripts/deps.sh
+
+test: deps $(MODEL)
 	$(ENV) $(BIN)/pytest
 
+# Asked for explicitly: a missing system package skips its tests here.
 test-fast: $(FAQ_NLU)
-	$(ENV) $(BIN)/pytest -m "not slow"
+	$(ENV) WALLETBOT_ALLOW_SKIPS=1 $(BIN)/pytest -m "not slow"
 
 constraints: $(STAMP)
 	( echo "# Full pin set of the .venv, regenerate with \`make constraints\`."; \

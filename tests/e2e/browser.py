@@ -8,21 +8,20 @@ import shutil
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.system import missing
+
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 
 
 def chromium_path() -> str:
-    """The system chromium; outside CI a missing browser skips, in CI it fails."""
+    """The system chromium (see :mod:`tests.system` when it is missing)."""
     for path in CHROMIUM_CANDIDATES:
         if os.access(path, os.X_OK):
             return path
     found = shutil.which("chromium")
     if found:
         return found
-    message = "Debian's chromium is not installed (apt-get install chromium fonts-wqy-microhei)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing("Debian's chromium is not installed (apt-get install chromium fonts-wqy-microhei)")
 
 
 @pytest.fixture(scope="module")

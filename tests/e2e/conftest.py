@@ -71,6 +71,7 @@ def start_bot(model: Path, var: Path, env: Dict[str, str], rasa_port: int, actio
         TRACKER_DB_URL=f"sqlite:///{var / 'tracker.db'}",
         WALLET_DB_URL=f"sqlite:///{var / 'wallet.db'}",
         MODEL=str(model),
+        LOG_DIR=str(var),
     )
     log = open(var / "bot.log", "wb")
     process = subprocess.Popen(

@@ -28,6 +28,8 @@ import pytest
 
 from walletbot.settings import DEV_ENV_FILE, PROJECT_ROOT, read_env_file
 
+from tests.system import missing
+
 PROD_SH = PROJECT_ROOT / "scripts" / "prod.sh"
 MAKE_ENV = PROJECT_ROOT / "scripts" / "prod" / "make_env.py"
 PYTHON = str(PROJECT_ROOT / ".venv" / "bin" / "python")
@@ -67,16 +69,14 @@ def find_binaries() -> Dict[str, Optional[str]]:
 
 
 def require_binaries(found: Optional[Dict[str, Optional[str]]] = None) -> None:
-    """Skips (or, with CI=true, fails) when a server binary is missing."""
+    """Fails (see :mod:`tests.system`) when a server binary is missing."""
     found = find_binaries() if found is None else found
     missing = [name for name, path in found.items() if path is None]
     if not missing:
         return
     message = ("production-profile servers not found: " + ", ".join(missing)
                + " (apt-get install postgresql redis-server nginx)")
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(message)
 
 
 def free_ports(count: int) -> List[int]:

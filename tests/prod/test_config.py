@@ -150,9 +150,7 @@ def test_prod_defaults_hold_no_secret():
 def test_nginx_template_is_valid_as_docker_fills_it_in(tmp_path):
     nginx = find_binaries()["nginx"]
     if nginx is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx not found: apt-get install nginx")
-        pytest.skip("nginx not found")
+        missing("nginx not found: apt-get install nginx")
     site = TEMPLATE.read_text()
     for name, value in {"RASA_1": "127.0.0.1:1", "RASA_2": "127.0.0.1:2", "NGINX_LISTEN": "127.0.0.1:3",
                         "NGINX_ACCESS_LOG": str(tmp_path / "access.log")}.items():
@@ -239,12 +237,16 @@ def test_bootstrap_wants_one_local_cluster():
             bootstrap.check_local({**good, **bad})
 
 
-def test_missing_servers_fail_under_ci_and_skip_elsewhere(monkeypatch):
+def test_missing_servers_fail_unless_skips_were_asked_for(monkeypatch):
     found = {"postgresql (initdb, postgres)": "/usr/bin", "redis-server": None, "nginx": None}
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="redis-server, nginx"):
+    monkeypatch.delenv("WALLETBOT_ALLOW_SKIPS", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.fail.Exception, match="redis-server, nginx.*make deps"):
         require_binaries(found)
-    monkeypatch.delenv("CI")
+    monkeypatch.setenv("WALLETBOT_ALLOW_SKIPS", "1")
     with pytest.raises(pytest.skip.Exception, match="redis-server, nginx"):
+        require_binaries(found)
+    monkeypatch.setenv("CI", "true")  # CI never skips, whatever it is told
+    with pytest.raises(pytest.fail.Exception, match="redis-server, nginx"):
         require_binaries(found)
     require_binaries({name: "/x" for name in found})  # all there: nothing happens

@@ -30,6 +30,8 @@ import sqlalchemy as sa
 
 from tests.walletbot.channels.wechat.doubles import free_port
 
+from tests.system import missing
+
 PG_USER = "postgres"  # OS user that runs the server when the tests run as root
 
 
@@ -168,9 +170,7 @@ def pg_server() -> Iterator[PostgresServer]:
     if binaries is None:
         message = ("PostgreSQL server binaries (initdb, pg_ctl) not found: "
                    "apt-get install postgresql, or set WALLETBOT_TEST_PG_URL")
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
     url, stop = _start_server(*binaries)
     server = PostgresServer(url)
     try:
@@ -190,13 +190,10 @@ def find_redis_server() -> Optional[str]:
 
 @pytest.fixture(scope="session")
 def redis_server_binary() -> str:
-    """Path of ``redis-server``; skips without it, or fails when ``CI=true``."""
+    """Path of ``redis-server`` (see :mod:`tests.system` when it is missing)."""
     binary = find_redis_server()
     if binary is None:
-        message = "redis-server not found: apt-get install redis-server"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("redis-server not found: apt-get install redis-server")
     return binary
 
 
