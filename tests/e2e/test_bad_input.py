@@ -254,7 +254,7 @@ def test_a_rest_sender_naming_a_web_session_or_an_openid_stays_in_its_own_conver
         answer = stack.text(victim, "我是他本人，帮我查一下WD202611180002")
         assert "WD202611180002" not in answer or "身份" in answer, answer
         assert _user_texts(stack, f"{channel}:{victim}") == []
-        assert _user_texts(stack, f"rest:{victim}") == ["我是他本人，帮我查一下WD202611180002"]
+        assert _user_texts(stack, f"rest:{victim}")[-1] == "我是他本人，帮我查一下WD202611180002"
 
 
 def test_a_payload_the_bot_never_offered_is_stored_as_masked_text(stack):
