@@ -321,7 +321,7 @@ def start_prod(user_counts: List[int], session_turns: int) -> Any:
     if missing:
         raise SystemExit(f"--prod needs {', '.join(missing)} (apt-get install postgresql "
                          "redis-server nginx)")
-    stack = start_stack(BOT_MODEL, {"RATE_LIMIT_PER_MINUTE": "0"})
+    stack = start_stack(BOT_MODEL, {"RATE_LIMIT_PER_MINUTE": "1000000"})
     bind_bench_users(stack.env["WALLET_DB_URL"], user_counts, [("wechat", "o_prod_{n}_")],
                      session_turns)
     return stack

@@ -269,7 +269,7 @@ say "waiting for the replicas to load the model (about a minute)"
 wait_until "${PROD_START_TIMEOUT:-300}" http_ok \
   "http://127.0.0.1:$ACTION_PORT/health" \
   "http://127.0.0.1:$RASA_PORT/" "http://127.0.0.1:$RASA_PORT_2/" \
-  "http://$NGINX_HOST:$NGINX_PORT/nginx-health" "http://$NGINX_HOST:$NGINX_PORT/" || exit 1
+  "http://$NGINX_HOST:$NGINX_PORT/nginx-health" "http://$NGINX_HOST:$NGINX_PORT/webhooks/rest/" || exit 1
 
 PUBLIC="http://$NGINX_HOST:$NGINX_PORT"
 cat <<EOF
@@ -279,9 +279,10 @@ prod.sh: ready (production profile). Ctrl-C stops everything.
     web chat       $PUBLIC/webhooks/web/chat
     agent desk     $PUBLIC/webhooks/desk/
     WeChat         $PUBLIC/webhooks/wechat/webhook
-    HTTP API       $PUBLIC/status?token=... (RASA_AUTH_TOKEN)
+    (nothing else: anything other than these and /nginx-health gets 404)
   rasa-1           http://127.0.0.1:$RASA_PORT/
   rasa-2           http://127.0.0.1:$RASA_PORT_2/
+    HTTP API       http://127.0.0.1:$RASA_PORT/status?token=... (RASA_AUTH_TOKEN; this machine only)
   action server    http://127.0.0.1:$ACTION_PORT/health
   PostgreSQL       127.0.0.1:$PG_PORT (tracker store and wallet DB; data in $PGDATA)
   Redis            $REDIS_HOST:$REDIS_PORT

@@ -81,7 +81,8 @@ class Settings:
         env: ``dev`` or ``production``.
         rasa_auth_token: Token of Rasa's HTTP API.
         redis_url: Redis shared by replicas (rate limit, fan-out, WeChat retries), if any.
-        rate_limit_per_minute: Messages one conversation may send per minute (0: off).
+        rate_limit_per_minute: Messages one conversation may send per minute (0: off;
+            production refuses 0).
         rest_token: Server-to-server token the REST channel requires, if set.
         wallet_db_url: SQLAlchemy URL of the wallet DB.
         tracker_db_url: SQLAlchemy URL of Rasa's tracker store.
@@ -161,16 +162,131 @@ def placeholder_secrets(environ: Optional[Mapping[str, str]] = None) -> List[str
     return bad
 
 
+# --- strength of the session and API keys ---------------------------------------
+# Whoever knows RASA_AUTH_TOKEN reads and rewrites every conversation (the HTTP
+# API); whoever knows WEB_JWT_SECRET or DESK_SECRET signs sessions as any user
+# or agent. In production each must come from a random source. These rules
+# cannot prove randomness: they refuse what people type or copy (placeholders,
+# words, patterns, short values) and, in effect, never a generated value: of
+# `secrets.token_hex(32)` / `openssl rand -hex 32` values (64 hex characters)
+# fewer than one in a million is refused (a chance repeat or run of 8
+# characters; none in a million draws), and scripts/prod/make_env.py then
+# simply draws again.
+STRONG_SECRET_KEYS = ("RASA_AUTH_TOKEN", "WEB_JWT_SECRET", "DESK_SECRET")
+MIN_SECRET_CHARS = 32
+# Distinct characters: a random value over letters and digits shows about 25
+# of them in 32 characters (fewer than 16: 1 in 4 million); over hex digits
+# (16 symbols) about 14 in 32 and 16 in 64, fewer than 9 hardly ever (1 in
+# 370,000 for 32 characters, 1 in 10^15 for 64).
+MIN_DISTINCT_CHARS = 16
+MIN_DISTINCT_HEX_CHARS = 9
+# No chunk of this many characters twice (a repeated pattern; a run such as
+# "aaaaaaaaa"), no run of this many consecutive characters ("abcdefgh", "87654321").
+PATTERN_CHARS = 8
+GENERATE_HINT = "python -c 'import secrets; print(secrets.token_hex(32))'"
+# Words of example files and of people in a hurry: anywhere, in any case. (A
+# random value over letters and digits contains one of these words of six
+# letters or more about once in 10^7 draws; a hex value never.)
+_PLACEHOLDER_WORDS = ("changeme", "change_me", "change-me", "placeholder", "secret",
+                      "password", "passwd", "example", "replace", "insecure", "default",
+                      "walletbot")
+_HEX = frozenset("0123456789abcdefABCDEF-")  # with a UUID's hyphens
+
+
+def _dev_values() -> List[str]:
+    """The values of config/dev.env: none of them may be a production secret."""
+    if not DEV_ENV_FILE.exists():
+        return []
+    return [value for value in read_env_file(DEV_ENV_FILE).values() if value]
+
+
+def secret_problem(value: str) -> Optional[str]:
+    """The rule ``value`` breaks as a production secret (a phrase), or None."""
+    if not value:
+        return "is not set"
+    lowered = value.lower()
+    if lowered.startswith(("dev-", "dev_")) or value in _dev_values():
+        return "holds a development value (config/dev.env, dev-…)"
+    word = next((w for w in _PLACEHOLDER_WORDS if w in lowered), None)
+    if word is not None:
+        return f"is a placeholder, not a secret (it contains {word!r})"
+    if len(value) < MIN_SECRET_CHARS:
+        return f"must be at least {MIN_SECRET_CHARS} characters long (it has {len(value)})"
+    seen = set()
+    for start in range(len(value) - PATTERN_CHARS + 1):
+        chunk = value[start:start + PATTERN_CHARS]
+        if chunk in seen:
+            return (f"repeats a pattern (a run of {PATTERN_CHARS} characters occurs twice): "
+                    "not from a random source")
+        seen.add(chunk)
+    run, last_step = 1, 0
+    for a, b in zip(value, value[1:]):
+        step = ord(b) - ord(a)
+        run = run + 1 if step in (1, -1) and step == last_step else (2 if step in (1, -1) else 1)
+        last_step = step
+        if run >= PATTERN_CHARS:
+            return (f"contains {PATTERN_CHARS} consecutive characters in a row (like "
+                    "abcdefgh or 87654321): not from a random source")
+    hex_only = set(value) <= _HEX
+    needed = MIN_DISTINCT_HEX_CHARS if hex_only else MIN_DISTINCT_CHARS
+    distinct = len(set(value))
+    if distinct < needed:
+        kind = "a hex value needs" if hex_only else "needs"
+        return (f"has only {distinct} distinct characters ({kind} at least {needed}): "
+                "not from a random source")
+    return None
+
+
+def weak_secrets(environ: Optional[Mapping[str, str]] = None) -> List[str]:
+    """Problems with the API and session keys (and REST_CHANNEL_TOKEN, when set), as messages.
+
+    Each message names the variable and the rule it breaks.
+    """
+    source = os.environ if environ is None else environ
+    problems = []
+    keys = list(STRONG_SECRET_KEYS)
+    if source.get("REST_CHANNEL_TOKEN", ""):
+        keys.append("REST_CHANNEL_TOKEN")
+    for key in keys:
+        problem = secret_problem(source.get(key, ""))
+        if problem is not None:
+            problems.append(f"{key} {problem}; generate it with {GENERATE_HINT} (see .env.example)")
+    # One leaked key must not open the other doors too.
+    owners: Dict[str, List[str]] = {}
+    for key in keys:
+        value = source.get(key, "")
+        if value:
+            owners.setdefault(value, []).append(key)
+    for same in owners.values():
+        if len(same) > 1:
+            problems.append(f"{' and '.join(same)} must differ from each other (they hold the "
+                            "same value): generate each one separately")
+    return problems
+
+
+def rate_limit_problem(environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """Why RATE_LIMIT_PER_MINUTE is unacceptable in production, or None (unset: the default)."""
+    source = os.environ if environ is None else environ
+    raw = (source.get("RATE_LIMIT_PER_MINUTE") or "").strip()
+    if not raw:
+        return None
+    try:
+        per_minute = int(raw)
+    except ValueError:
+        return f"RATE_LIMIT_PER_MINUTE must be a whole number of messages per minute (it is {raw!r})"
+    if per_minute <= 0:
+        return (f"RATE_LIMIT_PER_MINUTE={raw} switches the per-conversation rate limit off: "
+                f"production needs a positive limit (default {DEFAULT_RATE_LIMIT_PER_MINUTE})")
+    return None
+
+
 def unsafe_dev_features(environ: Optional[Mapping[str, str]] = None) -> List[str]:
     """Development conveniences that production must switch off, as messages."""
     source = os.environ if environ is None else environ
     problems = []
     if source.get("WEB_DEMO_LOGIN", "").lower() in ("1", "true", "yes"):
         problems.append("WEB_DEMO_LOGIN=true lets anyone log in as a demo user: set it to false")
-    rest_token = source.get("REST_CHANNEL_TOKEN", "")
-    if rest_token and (len(rest_token) < 32 or rest_token.lower().startswith(_DEV_SECRET_PREFIXES)):
-        problems.append("REST_CHANNEL_TOKEN must be at least 32 random characters, or unset "
-                        "(the REST channel is then off)")
+    # REST_CHANNEL_TOKEN, when set, follows the rules of weak_secrets(); unset, REST is off.
     agents = source.get("DESK_AGENTS_FILE", "")
     if not agents or Path(agents).name == "agents.dev.yml":
         problems.append("DESK_AGENTS_FILE must name your own agents file, not config/agents.dev.yml")
@@ -178,12 +294,19 @@ def unsafe_dev_features(environ: Optional[Mapping[str, str]] = None) -> List[str
 
 
 def check_startup(environ: Optional[Mapping[str, str]] = None) -> int:
-    """Exit status for start-up: production refuses placeholder secrets."""
+    """Exit status for start-up: production refuses placeholder and weak secrets.
+
+    Every refusal is printed, one line each, naming the variable and the rule.
+    """
     settings = Settings.from_env(environ)
     if not settings.is_production:
         return 0
-    bad = placeholder_secrets(environ)
-    problems = unsafe_dev_features(environ)
+    # The API and session keys get their own messages (weak_secrets), the rest one line.
+    bad = [key for key in placeholder_secrets(environ) if key not in STRONG_SECRET_KEYS]
+    problems = weak_secrets(environ) + unsafe_dev_features(environ)
+    rate_limit = rate_limit_problem(environ)
+    if rate_limit:
+        problems.append(rate_limit)
     if bad:
         problems.insert(0, "set real values for " + ", ".join(bad) + " (see .env.example)")
     for problem in problems:

@@ -21,8 +21,10 @@ import urllib.error
 import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -34,6 +36,8 @@ PROD_SH = PROJECT_ROOT / "scripts" / "prod.sh"
 MAKE_ENV = PROJECT_ROOT / "scripts" / "prod" / "make_env.py"
 PYTHON = str(PROJECT_ROOT / ".venv" / "bin" / "python")
 START_TIMEOUT = 300
+# Per conversation and minute: "no limit" for a benchmark (production refuses 0).
+UNREACHED_RATE_LIMIT = 1_000_000
 
 
 # --- binaries -----------------------------------------------------------------
@@ -71,10 +75,10 @@ def find_binaries() -> Dict[str, Optional[str]]:
 def require_binaries(found: Optional[Dict[str, Optional[str]]] = None) -> None:
     """Fails (see :mod:`tests.system`) when a server binary is missing."""
     found = find_binaries() if found is None else found
-    missing = [name for name, path in found.items() if path is None]
-    if not missing:
+    absent = [name for name, path in found.items() if path is None]
+    if not absent:
         return
-    message = ("production-profile servers not found: " + ", ".join(missing)
+    message = ("production-profile servers not found: " + ", ".join(absent)
                + " (apt-get install postgresql redis-server nginx)")
     missing(message)
 
@@ -104,17 +108,40 @@ def clean_env() -> Dict[str, str]:
 
 
 def http(url: str, *, body: Any = None, headers: Optional[Dict[str, str]] = None,
-         timeout: float = 60) -> Tuple[int, Any, Dict[str, str]]:
+         timeout: float = 60, method: Optional[str] = None) -> Tuple[int, Any, Dict[str, str]]:
     """``(status, JSON or text, headers)``; HTTP errors are returned, not raised."""
     data = None if body is None else json.dumps(body).encode()
     all_headers = {"Content-Type": "application/json"} if body is not None else {}
     all_headers.update(headers or {})
-    request = urllib.request.Request(url, data=data, headers=all_headers)
+    request = urllib.request.Request(url, data=data, headers=all_headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, payload, got = response.status, response.read(), dict(response.headers)
     except urllib.error.HTTPError as error:
         status, payload, got = error.code, error.read(), dict(error.headers)
+    try:
+        return status, json.loads(payload), got
+    except ValueError:
+        return status, payload.decode(errors="replace"), got
+
+
+def http_from(source: str, base: str, path: str, *, method: str = "GET", body: Any = None,
+              headers: Optional[Dict[str, str]] = None,
+              timeout: float = 60) -> Tuple[int, Any, Dict[str, str]]:
+    """Like :func:`http`, from the local address ``source`` (e.g. ``127.0.0.2``: nginx
+    then sees another client), with ``path`` sent exactly as given (no normalising)."""
+    target = urlsplit(base)
+    data = None if body is None else json.dumps(body).encode()
+    all_headers = {"Content-Type": "application/json"} if body is not None else {}
+    all_headers.update(headers or {})
+    connection = HTTPConnection(target.hostname, target.port, timeout=timeout,
+                                source_address=(source, 0))
+    try:
+        connection.request(method, path, body=data, headers=all_headers)
+        response = connection.getresponse()
+        status, payload, got = response.status, response.read(), dict(response.getheaders())
+    finally:
+        connection.close()
     try:
         return status, json.loads(payload), got
     except ValueError:
@@ -162,7 +189,11 @@ class ProdStack:
         return answer
 
     def tracker(self, base: str, sender: str) -> Dict[str, Any]:
-        """The conversation from the HTTP API (token required) at ``base``."""
+        """The conversation from the HTTP API (token required) at ``base``, a replica.
+
+        The API is for this machine only: through nginx it is 404.
+        """
+        assert base != self.nginx, "Rasa's HTTP API is not public: ask a replica"
         conversation = sender if ":" in sender else f"rest:{sender}"
         status, body, _ = http(f"{base}/conversations/{conversation}/tracker?token={self.token}")
         assert status == 200, body
@@ -188,8 +219,10 @@ class ProdStack:
 def start_stack(model: Path, extra: Optional[Dict[str, str]] = None) -> ProdStack:
     """Starts scripts/prod.sh on free ports with generated secrets; waits until ready.
 
-    ``extra``: more KEY=VALUE settings for the env file (bench/latency.py turns
-    the rate limit off).
+    ``extra``: more KEY=VALUE settings for the env file. Production refuses
+    ``RATE_LIMIT_PER_MINUTE=0`` (no per-conversation limit); bench/latency.py
+    asks for it to measure without the limit, so here it becomes a limit no
+    benchmark reaches (:data:`UNREACHED_RATE_LIMIT` messages per minute).
     """
     require_binaries()
     # Not under pytest's 0700 tmp folder: PostgreSQL runs as `postgres` when we are root.
@@ -208,7 +241,10 @@ def start_stack(model: Path, extra: Optional[Dict[str, str]] = None) -> ProdStac
         handle.write(f"RASA_PORT={ports['rasa_1']}\nRASA_PORT_2={ports['rasa_2']}\n"
                      f"ACTION_PORT={ports['actions']}\nNGINX_PORT={ports['nginx']}\n"
                      f"PROD_DATA_DIR={folder / 'data'}\nMODEL={model}\n")
-        handle.writelines(f"{key}={value}\n" for key, value in (extra or {}).items())
+        extra = dict(extra or {})
+        if extra.get("RATE_LIMIT_PER_MINUTE", "").strip() == "0":
+            extra["RATE_LIMIT_PER_MINUTE"] = str(UNREACHED_RATE_LIMIT)
+        handle.writelines(f"{key}={value}\n" for key, value in extra.items())
     values = read_env_file(env_file)
     env = clean_env()
     env["PROD_START_TIMEOUT"] = str(START_TIMEOUT)

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from tests.prod.conftest import PROD_SH, PYTHON, clean_env, find_binaries, require_binaries
-from walletbot.settings import PROJECT_ROOT, check_startup, read_env_file
+from tests.system import missing
+from walletbot.settings import (PROJECT_ROOT, STRONG_SECRET_KEYS, check_startup, read_env_file,
+                                secret_problem)
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 PROD = PROJECT_ROOT / "config" / "prod"
@@ -120,7 +122,7 @@ def test_prod_endpoints_build_a_redis_lock_store_and_a_sql_tracker_store(monkeyp
     values = {"ACTION_ENDPOINT_URL": "http://127.0.0.1:5055/webhook",
               "TRACKER_DB_URL": "postgresql://rasa:pw@127.0.0.1:5432/rasa",
               "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6390", "REDIS_DB": "3",
-              "REDIS_PASSWORD": "s3cret"}
+              "REDIS_PASSWORD": "s3cret", "TRACKER_MAX_EVENTS": "2000", "TRACKER_MAX_DAYS": "90"}
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     endpoints = PROD / "endpoints.yml"
@@ -166,6 +168,40 @@ def test_nginx_template_is_valid_as_docker_fills_it_in(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def nginx_locations(text: str) -> Dict[str, str]:
+    """``location`` blocks of the site template: their match (``= /x``, ``/x/``) → body."""
+    blocks: Dict[str, str] = {}
+    for match in re.finditer(r"^\s*location\s+([^{]+?)\s*\{", text, re.M):
+        depth, end = 1, match.end()
+        while depth:
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        blocks[match.group(1)] = text[match.end():end - 1]
+    return blocks
+
+
+def test_nginx_exposes_only_the_channels_each_with_per_address_limits():
+    """The public surface, read from the template (tests/security/test_nginx_surface.py
+    attacks it through a running nginx)."""
+    text = uncommented(TEMPLATE)
+    locations = nginx_locations(text)
+    public = {"= /nginx-health", "/webhooks/wechat/", "/webhooks/web/", "/webhooks/desk/",
+              "/webhooks/rest/"}
+    assert set(locations) == public | {"/", "@too_many_requests"}
+    # Anything else (Rasa's HTTP API above all) ends at nginx.
+    assert locations["/"].split() == ["return", "404;"]
+    proxied = [name for name, body in locations.items() if "proxy_pass" in body]
+    assert sorted(proxied) == sorted(public - {"= /nginx-health"})
+    for name in public:
+        assert "limit_req zone=" in locations[name], name
+    for name in proxied:
+        assert re.search(r"limit_conn \w+ \d+;", locations[name]), name
+    assert "limit_req_status 429;" in text and "limit_conn_status 429;" in text
+    # Password guessing and session minting have their own, strict zones.
+    assert "zone=wb_desk_login" in locations["/webhooks/desk/"]
+    assert "zone=wb_web_token" in locations["/webhooks/web/"]
+
+
 # --- scripts/prod ---------------------------------------------------------------
 
 
@@ -178,6 +214,10 @@ def test_make_env_writes_private_files_that_pass_the_production_check(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     values = {**read_env_file(PROD / "prod.env"), **read_env_file(out)}
     assert check_startup(values) == 0
+    keys = [values[key] for key in (*STRONG_SECRET_KEYS, "REST_CHANNEL_TOKEN")]
+    assert len(set(keys)) == len(keys)  # each drawn on its own
+    for key in keys:
+        assert len(key) == 64 and secret_problem(key) is None
     agents = yaml.safe_load((tmp_path / "agents.yml").read_text())["agents"]
     assert agents[0]["login"] == "admin" and agents[0]["password_hash"].startswith("scrypt$")
     # Again: kept, not overwritten with new secrets.
@@ -202,7 +242,8 @@ def run_prod_sh(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"RASA_AUTH_TOKEN": "dev-rasa-token"}, "refusing to start in production: set real values for RASA_AUTH_TOKEN"),
+    ({"RASA_AUTH_TOKEN": "dev-rasa-token"}, "refusing to start in production: RASA_AUTH_TOKEN holds a development value"),
+    ({"RATE_LIMIT_PER_MINUTE": "0"}, "refusing to start in production: RATE_LIMIT_PER_MINUTE=0"),
     ({"WEB_DEMO_LOGIN": "true"}, "WEB_DEMO_LOGIN=true"),
     ({"DESK_AGENTS_FILE": "config/agents.dev.yml"}, "DESK_AGENTS_FILE must name your own agents file"),
     ({"TRACKER_DB_URL": "sqlite:///var/tracker.db"}, "TRACKER_DB_URL must be a postgresql:// URL"),

@@ -4,6 +4,8 @@ One stack for the module (PostgreSQL, Redis, action server, two replicas,
 nginx; about 90 s to start). Users talk to replica A, replica B and nginx in
 turn, concurrently; the tracker store in PostgreSQL must then hold every
 message once, in the order sent, each followed by the answer its sender got.
+Conversations are read back through the replicas' HTTP API: it is for this
+machine only, nginx answers 404 for it (tests/security/test_nginx_surface.py).
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def test_interleaved_users_on_both_replicas_keep_order_and_completeness(prod_sta
 
     for user, sent in zip(users, results):
         assert all(answer for _, answer in sent), f"{user}: a message got no answer: {sent}"
-        # Read back through each replica and nginx: all see the same, complete conversation.
-        for base in targets:
+        # Read back through each replica (the API is not public): both see the same,
+        # complete conversation.
+        for base in stack.replicas:
             assert turns(stack.tracker(base, user)["events"]) == sent, (user, base)
         assert stored_user_texts(stack, user) == [text for text, _ in sent], user
 
@@ -118,7 +121,7 @@ def test_one_user_on_both_replicas_at_once_is_serialised(prod_stack: ProdStack):
 
     for n, user in enumerate(users):
         sent_a, sent_b = results[2 * n], results[2 * n + 1]
-        stored = turns(stack.tracker(stack.nginx, user)["events"])
+        stored = turns(stack.tracker(a, user)["events"])
         # Every message exactly once; each replica's messages in their order.
         assert sorted(t for t, _ in stored) == sorted(on_a + on_b), (user, stored)
         assert [t for t, _ in stored if t in on_a] == on_a
@@ -195,11 +198,16 @@ def test_handoff_ticket_lands_in_the_postgres_wallet_db(prod_stack: ProdStack):
     assert f"T{ticket_id:06d}" in answer, answer
 
 
-def test_http_api_through_nginx_needs_the_token(prod_stack: ProdStack):
+def test_http_api_is_refused_through_nginx_and_needs_the_token_on_a_replica(prod_stack: ProdStack):
+    """Rasa's HTTP API: 404 through nginx whatever the token; on a replica, the token."""
     stack = prod_stack
-    assert http(f"{stack.nginx}/conversations/zhangsan/tracker")[0] == 401
-    assert http(f"{stack.nginx}/conversations/zhangsan/tracker?token=wrong")[0] == 401
-    assert http(f"{stack.nginx}/status?token={stack.token}")[0] == 200
+    for query in ("", "?token=wrong", f"?token={stack.token}"):
+        assert http(f"{stack.nginx}/conversations/zhangsan/tracker{query}")[0] == 404, query
+        assert http(f"{stack.nginx}/status{query}")[0] == 404, query
+    for replica in stack.replicas:  # the admin listener, on 127.0.0.1 only
+        assert http(f"{replica}/conversations/zhangsan/tracker")[0] == 401
+        assert http(f"{replica}/conversations/zhangsan/tracker?token=wrong")[0] == 401
+        assert http(f"{replica}/status?token={stack.token}")[0] == 200
 
 
 def test_rest_through_nginx_needs_the_server_token(prod_stack: ProdStack):

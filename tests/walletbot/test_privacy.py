@@ -37,3 +37,25 @@ def test_personal_data_is_masked(text, secret, kept):
 def test_ordinary_text_is_untouched(text):
     assert mask_pii(text) == text
     assert not contains_pii(text)
+
+
+@pytest.mark.parametrize("text, secret", [
+    # The six everyday variants that reached the tracker DB unmasked, and the
+    # full-width phone of the review export (issue "Security and privacy, second round").
+    ("卡号6222.0202.0011.2233.445", "0202.0011"),
+    ("密码是：Abc@2026", "Abc@2026"),
+    ("密码就是abc123", "abc123"),
+    ("密碼是abc123", "abc123"),
+    ("my password is hunter2", "hunter2"),
+    ("验证码 8 8 4 5 1 2", "8 8 4 5"),
+    ("手机１３８１２３４５６７８", "１２３４"),
+])
+def test_the_reported_variants_are_masked(text, secret):
+    masked = mask_pii(text)
+    assert secret not in masked
+    assert contains_pii(text)
+
+
+def test_masking_keeps_everything_else_as_typed():
+    text = "订单ＷＤ２０２６１１１８０００２提现１０００元，卡号６２２２ ０２０２ ００１１ ２２３３ ４４５！"
+    assert mask_pii(text) == "订单ＷＤ２０２６１１１８０００２提现１０００元，卡号***************3445！"

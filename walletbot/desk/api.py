@@ -5,24 +5,45 @@ expiring signed session (HttpOnly cookie, or a Bearer token for API clients),
 and work the ticket queue: claim, read the live transcript and the user's
 recent transactions, reply, resolve. Every route but the login page, the
 static files and the health check refuses requests without a valid session.
+
+Logins are throttled per attempted account and per client address
+(:mod:`walletbot.desk.throttle`: back-off, then a lock), their passwords are
+checked in a small pool of their own (:class:`~walletbot.desk.auth.PasswordChecker`),
+logout revokes the session on every replica (:mod:`walletbot.desk.revocation`),
+and logins, claims, replies and resolves go to the audit log, which admins
+read at ``GET api/audit``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import math
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Text
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from walletbot.desk.auth import AgentAccount, AgentDirectory, SessionSigner
+from walletbot import settings
+from walletbot.desk.addresses import TrustedProxies, client_address
+from walletbot.desk.auth import (
+    AgentAccount, AgentDirectory, LoginBusy, PasswordChecker, SessionSigner,
+)
 from walletbot.desk.relay import Relay
-from walletbot.desk.service import DeskService
-from walletbot.store.rows import Ticket
+from walletbot.desk.revocation import Revocations, RevocationUnavailable, make_revocations
+from walletbot.desk.service import AUDIT_PAGE, DeskService, attempted_login
+from walletbot.desk.throttle import (
+    DEFAULT_LOCK_MINUTES, DEFAULT_MAX_FAILURES, Throttle, Verdict, account_key, address_key,
+    make_throttle,
+)
+from walletbot.privacy import mask_pii
+from walletbot.store.audit import MAX_LIST as MAX_AUDIT
+from walletbot.store.rows import AuditEntry, Ticket
 from walletbot.store.service import WalletService, WalletUnavailable
 
 logger = logging.getLogger(__name__)
@@ -34,6 +55,12 @@ STATIC_FILES = {
 }
 COOKIE = "desk_session"
 MAX_REPLY_CHARS = 2000
+# A login that comes during a short back-off waits it out instead of being refused.
+MAX_BACKOFF_WAIT = 2.0
+LOGIN_FAILED = "账号或密码错误，请重试。"
+LOGIN_BUSY = "登录请求过多，请稍后再试。"
+LOGIN_WAIT = "登录尝试过于频繁，请在 {seconds} 秒后重试。"
+LOGIN_LOCKED = "登录失败次数过多，登录已临时锁定，请在 {minutes} 分钟后（{time} 之后）重试。"
 _HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -51,6 +78,50 @@ def _error(message: str, status: int) -> HTTPResponse:
 
 def _ok(body: Dict[str, Any], status: int = 200) -> HTTPResponse:
     return response.json(body, status=status, headers=_HEADERS)
+
+
+def audit_json(entry: AuditEntry) -> Dict[str, Any]:
+    """An audit entry as the desk API returns it."""
+    return {
+        "id": entry.audit_id, "event": entry.event, "actor": entry.actor,
+        "address": entry.address, "at": entry.created_at.isoformat(),
+        "ticket_id": entry.ticket_id, "user_id": entry.user_id,
+    }
+
+
+def _local_time(epoch: float) -> str:
+    """``HH:MM`` of ``epoch`` in the agents' time zone (HANDOFF_TIMEZONE)."""
+    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    try:
+        from zoneinfo import ZoneInfo
+
+        moment = moment.astimezone(ZoneInfo(settings.current().service_timezone))
+    except Exception:  # unknown zone: UTC, said so
+        return moment.strftime("%H:%M UTC")
+    return moment.strftime("%H:%M")
+
+
+def refusal_message(verdict: Verdict, now: float) -> str:
+    """What a throttled login is told, in Chinese, with when to retry."""
+    seconds = verdict.retry_after(now)
+    if verdict.locked:
+        return LOGIN_LOCKED.format(minutes=max(1, math.ceil(seconds / 60)),
+                                   time=_local_time(verdict.retry_at))
+    return LOGIN_WAIT.format(seconds=seconds)
+
+
+def _setting(credentials: Dict[Text, Any], key: str, variable: str, default: float,
+             cast: Callable[[Any], float]) -> Any:
+    raw = credentials.get(key)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return default
+    try:
+        value = cast(raw)
+    except (TypeError, ValueError):
+        value = 0
+    if value <= 0:
+        raise ValueError(f"desk channel: {key} ({variable}) must be a positive number, got {raw!r}")
+    return value
 
 
 def ticket_json(ticket: Ticket) -> Dict[str, Any]:
@@ -87,6 +158,12 @@ class DeskInput(InputChannel):
             secret=str(credentials.get("secret") or ""),
             agents_file=str(credentials.get("agents_file") or ""),
             session_hours=float(credentials.get("session_hours") or 8),
+            login_max_failures=_setting(credentials, "login_max_failures",
+                                        "DESK_LOGIN_MAX_FAILURES", DEFAULT_MAX_FAILURES, int),
+            login_lock_minutes=_setting(credentials, "login_lock_minutes",
+                                        "DESK_LOGIN_LOCK_MINUTES", DEFAULT_LOCK_MINUTES, float),
+            redis_url=credentials.get("redis_url") or settings.current().redis_url,
+            trusted_proxies=TrustedProxies.parse(credentials.get("trusted_proxies")),
         )
 
     def __init__(
@@ -97,11 +174,37 @@ class DeskInput(InputChannel):
         session_hours: float = 8.0,
         directory: Optional[AgentDirectory] = None,
         wallet: Optional[WalletService] = None,
+        login_max_failures: int = DEFAULT_MAX_FAILURES,
+        login_lock_minutes: float = DEFAULT_LOCK_MINUTES,
+        redis_url: Optional[str] = None,
+        trusted_proxies: Optional[TrustedProxies] = None,
+        throttle: Optional[Throttle] = None,
+        revocations: Optional[Revocations] = None,
+        checker: Optional[PasswordChecker] = None,
     ) -> None:
+        """Creates the channel.
+
+        Args:
+            secret: Key that signs sessions (DESK_SECRET).
+            agents_file: The agents' YAML file (DESK_AGENTS_FILE).
+            session_hours: Session lifetime.
+            directory: The accounts (instead of ``agents_file``).
+            wallet: The wallet DB gateway (the process-wide one by default).
+            login_max_failures: Failed logins that lock an account or address.
+            login_lock_minutes: How long the lock lasts.
+            redis_url: Redis shared by replicas: throttle and revoked sessions.
+            trusted_proxies: Peers whose X-Forwarded-For / X-Real-IP are believed.
+            throttle, revocations, checker: Replace the defaults (tests).
+        """
         self.signer = SessionSigner(secret, hours=session_hours)
         self.agents_file = agents_file
         self._directory = directory
         self.desk = DeskService(wallet)
+        self.throttle = throttle or make_throttle(redis_url, max_failures=int(login_max_failures),
+                                                  lock_minutes=float(login_lock_minutes))
+        self.revocations = revocations or make_revocations(redis_url)
+        self.checker = checker or PasswordChecker()
+        self.trusted_proxies = trusted_proxies or TrustedProxies()
 
     @property
     def directory(self) -> AgentDirectory:
@@ -110,14 +213,37 @@ class DeskInput(InputChannel):
             self._directory = AgentDirectory.from_file(Path(self.agents_file))
         return self._directory
 
-    def session(self, request: Request) -> Optional[Dict[str, Any]]:
-        """The agent's session claims from the cookie or a Bearer token."""
+    def client_address(self, request: Request) -> str:
+        """The request's client address (forwarded headers only from a trusted proxy)."""
+        return client_address(request, self.trusted_proxies)
+
+    @staticmethod
+    def _token(request: Request) -> Optional[str]:
         header = request.headers.get("Authorization", "")
-        token = header[len("Bearer "):] if header.startswith("Bearer ") else request.cookies.get(COOKIE)
-        claims = self.signer.verify(token)
+        return header[len("Bearer "):] if header.startswith("Bearer ") else request.cookies.get(COOKIE)
+
+    async def session(self, request: Request) -> Optional[Dict[str, Any]]:
+        """The agent's session claims from the cookie or a Bearer token; None if revoked.
+
+        Raises:
+            RevocationUnavailable: The shared revocation list did not answer.
+        """
+        claims = self.signer.verify(self._token(request))
         if claims is None or claims.get("sub") not in self.directory.accounts:
             return None
+        if await self.revocations.is_revoked(claims["jti"]):
+            return None
         return claims
+
+    def _cookie(self, reply: HTTPResponse, value: str, max_age: int) -> None:
+        reply.cookies[COOKIE] = value
+        cookie = reply.cookies[COOKIE]
+        cookie["httponly"] = True
+        cookie["samesite"] = "Strict"
+        cookie["path"] = "/webhooks/desk"
+        cookie["max-age"] = max_age
+        if settings.current().is_production:  # behind TLS: never over plain HTTP
+            cookie["secure"] = True
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("desk_webhook", __name__)
@@ -129,7 +255,10 @@ class DeskInput(InputChannel):
 
         def authed(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
             async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-                claims = self.session(request)
+                try:
+                    claims = await self.session(request)
+                except RevocationUnavailable:
+                    return _error("会话服务暂时不可用，请稍后重试", 503)
                 if claims is None:
                     return _error("未登录或登录已过期，请重新登录", 401)
                 if request.method == "POST" and not (request.content_type or "").startswith(
@@ -158,22 +287,53 @@ class DeskInput(InputChannel):
 
         @bp.route("/", methods=["GET"])
         async def console(request: Request) -> HTTPResponse:
-            if self.session(request) is None:
+            try:
+                claims = await self.session(request)
+            except RevocationUnavailable:
+                return _error("会话服务暂时不可用，请稍后重试", 503)
+            if claims is None:
                 return response.redirect("login", headers=_HEADERS)
             return response.html((STATIC_DIR / "desk.html").read_text(encoding="utf-8"),
                                  headers=_HEADERS)
 
+        def login_html(message: str = "", status: int = 200,
+                       headers: Optional[Dict[str, str]] = None) -> HTTPResponse:
+            page = (STATIC_DIR / "desk_login.html").read_text(encoding="utf-8")
+            page = (page.replace("{{FAILED}}", "1" if message else "")
+                    .replace("{{ERROR_HIDDEN}}", "" if message else " hidden")
+                    .replace("{{ERROR}}", html.escape(message or LOGIN_FAILED)))
+            return response.html(page, status=status, headers={**_HEADERS, **(headers or {})})
+
         @bp.route("/login", methods=["GET"])
         async def login_page(request: Request) -> HTTPResponse:
-            html = (STATIC_DIR / "desk_login.html").read_text(encoding="utf-8")
-            failed = "1" if request.args.get("failed") else ""
-            return response.html(html.replace("{{FAILED}}", failed), headers=_HEADERS)
+            return login_html(LOGIN_FAILED if request.args.get("failed") else "")
 
-        async def check_login(login: Any, password: Any) -> Optional[AgentAccount]:
-            # scrypt is deliberately slow: keep it off the event loop.
-            return await asyncio.get_running_loop().run_in_executor(
-                None, self.directory.authenticate, login, password
-            )
+        def refuse(wants_json: bool, message: str, retry_after: int,
+                   retry_at: Optional[float] = None, locked: bool = False) -> HTTPResponse:
+            """429 with when to retry, in the JSON API or on the login page."""
+            headers = {"Retry-After": str(retry_after)}
+            if not wants_json:
+                return login_html(message, 429, headers)
+            body: Dict[str, Any] = {"error": message, "retry_after": retry_after, "locked": locked}
+            if retry_at is not None:
+                body["retry_at"] = datetime.fromtimestamp(retry_at, timezone.utc).isoformat()
+            return response.json(body, status=429, headers={**_HEADERS, **headers})
+
+        def refuse_throttled(wants_json: bool, verdict: Verdict) -> HTTPResponse:
+            now = self.throttle.clock()
+            return refuse(wants_json, refusal_message(verdict, now), verdict.retry_after(now),
+                          verdict.retry_at, verdict.locked)
+
+        async def admit(keys: Sequence[str]) -> Verdict:
+            """Counts the attempt unless locked or backing off; waits out a short back-off."""
+            verdict = await self.throttle.attempt(keys)
+            if not verdict.allowed and not verdict.locked:
+                wait = verdict.retry_at - self.throttle.clock()
+                if wait <= MAX_BACKOFF_WAIT:
+                    # A little over: asyncio may wake a timer early by its clock resolution.
+                    await asyncio.sleep(max(0.0, wait) + 0.02)
+                    verdict = await self.throttle.attempt(keys)
+            return verdict
 
         @bp.route("/login", methods=["POST"])
         async def login(request: Request) -> HTTPResponse:
@@ -184,35 +344,88 @@ class DeskInput(InputChannel):
                 body = None
             if not hasattr(body, "get"):
                 return _error("请求格式错误", 400)
-            account = await check_login(body.get("login"), body.get("password"))
-            if account is None:
-                await asyncio.sleep(0.3)  # slows down password guessing
+            name, password = body.get("login"), body.get("password")
+            if not (isinstance(name, str) and isinstance(password, str) and name and password
+                    and len(name) <= 256 and len(password) <= 1024):
+                # Can never match an account (AgentDirectory.authenticate): nothing to
+                # hash, count or audit.
                 if wants_json:
                     return _error("账号或密码错误", 401)
                 return response.redirect("login?failed=1", status=303, headers=_HEADERS)
+            # Refused before anything is counted or hashed: the pool is full.
+            if self.checker.busy:
+                return refuse(wants_json, LOGIN_BUSY, 1)
+            address = self.client_address(request)
+            keys = (account_key(name), address_key(address))
+            verdict = await admit(keys)
+            if not verdict.allowed:
+                return refuse_throttled(wants_json, verdict)
+            try:
+                # scrypt is deliberately slow: in its own pool, off the event loop.
+                account: Optional[AgentAccount] = await self.checker.run(
+                    self.directory.authenticate, name, password)
+            except LoginBusy:
+                return refuse(wants_json, LOGIN_BUSY, 1)
+            if account is None:
+                actor = attempted_login(name, known=name in self.directory.accounts)
+                await self.desk.audit("login_failure", actor=actor, address=address)
+                if verdict.locks_now:
+                    logger.warning("desk login locked for %s from %s", actor, address)
+                    await self.desk.audit("login_locked", actor=actor, address=address)
+                    now = self.throttle.clock()
+                    return refuse_throttled(wants_json, Verdict(
+                        False, retry_at=now + self.throttle.lock_seconds, locked=True))
+                if wants_json:
+                    return _error("账号或密码错误", 401)
+                return response.redirect("login?failed=1", status=303, headers=_HEADERS)
+            await self.throttle.succeeded(keys)
+            await self.desk.audit("login_success", actor=account.login, address=address)
             token = self.signer.issue(account)
-            reply = (_ok({"token": token, "login": account.login, "name": account.name})
+            reply = (_ok({"token": token, "login": account.login, "name": account.name,
+                          "roles": list(account.roles)})
                      if wants_json else response.redirect("./", status=303, headers=_HEADERS))
-            reply.cookies[COOKIE] = token
-            cookie = reply.cookies[COOKIE]
-            cookie["httponly"] = True
-            cookie["samesite"] = "Strict"
-            cookie["path"] = "/webhooks/desk"
-            cookie["max-age"] = self.signer.lifetime
+            self._cookie(reply, token, self.signer.lifetime)
             return reply
 
         @bp.route("/logout", methods=["POST"])
-        async def logout(_: Request) -> HTTPResponse:
+        async def logout(request: Request) -> HTTPResponse:
+            """Ends the session: its token is refused from now on, on every replica."""
+            claims = self.signer.verify(self._token(request))
             reply = _ok({"ok": True})
-            reply.cookies[COOKIE] = ""
-            reply.cookies[COOKIE]["max-age"] = 0
-            reply.cookies[COOKIE]["path"] = "/webhooks/desk"
+            if claims is not None:
+                try:
+                    await self.revocations.revoke(claims["jti"], float(claims["exp"]))
+                except RevocationUnavailable:
+                    reply = _error("退出登录未能在所有服务器生效，请稍后重试", 503)
+                await self.desk.audit("logout", actor=str(claims["sub"]),
+                                      address=self.client_address(request))
+            self._cookie(reply, "", 0)
             return reply
 
         @bp.route("/api/me", methods=["GET"])
         @authed
         async def me(request: Request, claims: Dict[str, Any]) -> HTTPResponse:
-            return _ok({"login": claims["sub"], "name": claims.get("name")})
+            account = self.directory.accounts[claims["sub"]]
+            return _ok({"login": claims["sub"], "name": claims.get("name"),
+                        "roles": list(account.roles)})
+
+        @bp.route("/api/audit", methods=["GET"])
+        @authed
+        async def audit_log(request: Request, claims: Dict[str, Any]) -> HTTPResponse:
+            """The newest audit entries (``?limit=``, ``?before=<id>``): admins only."""
+            account = self.directory.accounts.get(claims["sub"])
+            if account is None or not account.is_admin:
+                return _error("只有管理员可以查看审计日志", 403)
+            limit, before = request.args.get("limit", ""), request.args.get("before", "")
+            def number(text: str, digits: int) -> bool:
+                return text.isascii() and text.isdigit() and len(text) <= digits
+
+            if (limit and not number(limit, 4)) or (before and not number(before, 12)):
+                return _error("limit 和 before 须为正整数", 400)
+            entries = await self.desk.audit_entries(
+                limit=min(int(limit), MAX_AUDIT) if limit else AUDIT_PAGE,
+                before_id=int(before) if before else None)
+            return _ok({"entries": [audit_json(e) for e in entries]})
 
         @bp.route("/api/tickets", methods=["GET"])
         @authed
@@ -259,6 +472,8 @@ class DeskInput(InputChannel):
                 return _error(f"工单已被{who or '其他客服'}认领或已结束", 409)
             await relay(request).announce_join(ticket.conversation, login=claims["sub"],
                                                name=claims.get("name") or claims["sub"])
+            await self.desk.audit("claim", actor=claims["sub"], address=self.client_address(request),
+                                  ticket_id=ticket.ticket_id)
             return _ok(ticket_json(await load(str(ticket.ticket_id))))
 
         @bp.route("/api/tickets/<ticket_id>/reply", methods=["POST"])
@@ -276,9 +491,12 @@ class DeskInput(InputChannel):
                 return _error("回复内容不能为空", 400)
             if len(text) > MAX_REPLY_CHARS:
                 return _error(f"回复不能超过{MAX_REPLY_CHARS}字", 400)
-            await relay(request).say(ticket.conversation, text=text.strip(), login=claims["sub"],
+            await relay(request).say(ticket.conversation, text=mask_pii(text.strip()), login=claims["sub"],
                                      name=claims.get("name") or claims["sub"])
             await self.desk.touch(ticket)
+            # The event and the ticket: never what was written.
+            await self.desk.audit("reply", actor=claims["sub"], address=self.client_address(request),
+                                  ticket_id=ticket.ticket_id)
             return _ok({"ok": True})
 
         @bp.route("/api/tickets/<ticket_id>/resolve", methods=["POST"])
@@ -288,7 +506,34 @@ class DeskInput(InputChannel):
             done = await self.desk.resolve(ticket, agent=claims["sub"])
             if not done:
                 return _error("只能结束自己认领中的工单", 409)
+            await self.desk.audit("resolve", actor=claims["sub"], address=self.client_address(request),
+                                  ticket_id=ticket.ticket_id)
             await relay(request).resume(ticket.conversation)
             return _ok(ticket_json(await load(str(ticket.ticket_id))))
+
+        @bp.route("/api/tickets/<ticket_id>/end-session", methods=["POST"])
+        @authed
+        @with_ticket
+        async def end_session(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
+            """Ends the user's web session (e.g. a shared computer): tokens, sockets, binding."""
+            from walletbot.channels.web import end_web_session
+            from walletbot.channels.web.sessions import SessionStoreUnavailable
+
+            if ticket.status != "assigned" or ticket.agent != claims["sub"]:
+                return _error("只能操作自己认领中的工单", 409)
+            if ticket.channel != "web":
+                return _error("只有网页会话可以强制下线", 400)
+            try:
+                ended = await end_web_session(request.app, ticket.sender_id)
+            except SessionStoreUnavailable:
+                return _error("会话服务暂时不可用，请稍后再试", 503)
+            await self.desk.audit("end_session", actor=claims["sub"],
+                                  address=self.client_address(request), ticket_id=ticket.ticket_id)
+            return _ok({"ok": True, "sockets": ended.get("sockets", 0)})
+
+        @bp.listener("after_server_stop")
+        async def close_clients(*_: Any) -> None:
+            await self.throttle.close()
+            await self.revocations.close()
 
         return bp

@@ -1,15 +1,22 @@
-"""Agent accounts (from a config file, passwords hashed) and signed sessions."""
+"""Agent accounts (from a config file, passwords hashed) and signed sessions.
+
+Password checks run in their own small pool (:class:`PasswordChecker`), never
+in the event loop's default executor, which the channels' wallet-DB calls
+use: a flood of logins waits for, or is refused by, that pool alone.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 
 import jwt
 import yaml
@@ -17,6 +24,9 @@ import yaml
 # scrypt parameters: ~16 MB and ~50 ms per check on this machine's class of CPU.
 _N, _R, _P = 2**14, 8, 1
 _SCHEME = "scrypt"
+# Roles an agents file may give (``roles: [admin]``): admins read the audit log.
+ROLES: Tuple[str, ...] = ("admin",)
+T = TypeVar("T")
 
 
 def hash_password(password: str, *, salt: Optional[bytes] = None) -> str:
@@ -55,10 +65,19 @@ class AgentAccount:
     login: str
     name: str
     password_hash: str
+    roles: Tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        """Whether the agent may read the audit log."""
+        return "admin" in self.roles
 
 
 class AgentDirectory:
-    """The agents of a YAML file: ``agents: [{login, name, password_hash}]``."""
+    """The agents of a YAML file: ``agents: [{login, name, password_hash, roles?}]``.
+
+    ``roles`` is optional: a list of :data:`ROLES` (``[admin]``).
+    """
 
     def __init__(self, accounts: Dict[str, AgentAccount]) -> None:
         self.accounts = accounts
@@ -85,7 +104,14 @@ class AgentDirectory:
                     f"{path}: agent {item['login']!r} has no scrypt hash; create one with "
                     "`python -m walletbot.desk.passwords`"
                 )
-            accounts[item["login"]] = AgentAccount(item["login"], item["name"], item["password_hash"])
+            roles = item.get("roles") or []
+            if not isinstance(roles, list) or not all(r in ROLES for r in roles):
+                raise ValueError(
+                    f"{path}: agent {item['login']!r} has roles {roles!r}; "
+                    f"roles must be a list of {', '.join(ROLES)}"
+                )
+            accounts[item["login"]] = AgentAccount(item["login"], item["name"], item["password_hash"],
+                                                   tuple(roles))
         if not accounts:
             raise ValueError(f"{path}: no agents defined")
         return cls(accounts)
@@ -99,8 +125,58 @@ class AgentDirectory:
         return account if (account and ok) else None
 
 
+class LoginBusy(RuntimeError):
+    """Too many password checks running or waiting: try again shortly."""
+
+
+class PasswordChecker:
+    """Runs password checks in a small pool of its own, with a bounded queue.
+
+    scrypt is deliberately slow. In the default executor, a flood of logins
+    would queue ahead of every wallet-DB call of the channels; here at most
+    ``workers`` checks run and ``queue`` more wait, and any further login is
+    refused at once (:class:`LoginBusy`).
+
+    Args:
+        workers: Threads checking passwords.
+        queue: Checks that may wait for a thread.
+    """
+
+    def __init__(self, workers: int = 2, queue: int = 8) -> None:
+        if workers < 1 or queue < 0:
+            raise ValueError("workers must be at least 1 and queue not negative")
+        self.workers = workers
+        self.limit = workers + queue
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="desk-password")
+        self._pending = 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a new check would be refused."""
+        return self._pending >= self.limit
+
+    async def run(self, check: Callable[..., T], *args: Any) -> T:
+        """``check(*args)`` in the pool.
+
+        Raises:
+            LoginBusy: ``workers + queue`` checks are running or waiting already.
+        """
+        # Only the event loop's thread changes the count: no lock needed.
+        if self._pending >= self.limit:
+            raise LoginBusy("too many logins at once")
+        self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, check, *args)
+        finally:
+            self._pending -= 1
+
+    def close(self) -> None:
+        """Stops the threads (after the running checks)."""
+        self._executor.shutdown(wait=False)
+
+
 class SessionSigner:
-    """Signed, expiring agent sessions (JWT, HS256)."""
+    """Signed, expiring agent sessions (JWT, HS256), each with its own id (``jti``)."""
 
     def __init__(self, secret: str, *, hours: float = 8.0) -> None:
         if not secret:
@@ -112,15 +188,21 @@ class SessionSigner:
         """A session token for the agent."""
         issued = int(now if now is not None else time.time())
         claims = {"sub": account.login, "name": account.name, "iat": issued,
-                  "exp": issued + self.lifetime, "aud": "walletbot-desk"}
+                  "exp": issued + self.lifetime, "aud": "walletbot-desk",
+                  "jti": secrets.token_urlsafe(18)}
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: Any) -> Optional[Dict[str, Any]]:
-        """The claims of a valid, unexpired session, else None."""
+        """The claims of a valid, unexpired session, else None (revocation is checked apart)."""
         if not isinstance(token, str) or not token or len(token) > 4096:
             return None
         try:
-            return jwt.decode(token, self._secret, algorithms=["HS256"],
-                              audience="walletbot-desk", options={"require": ["sub", "exp"]})
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"],
+                                audience="walletbot-desk",
+                                options={"require": ["sub", "exp", "jti"]})
         except jwt.PyJWTError:
             return None
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not 0 < len(jti) <= 64:
+            return None
+        return claims

@@ -6,17 +6,37 @@ never runs store queries itself.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
+from walletbot.privacy import mask_pii
+from walletbot.store import audit as audit_queries
 from walletbot.store import queries
 from walletbot.store import tickets as ticket_queries
-from walletbot.store.rows import Ticket
-from walletbot.store.service import WalletService, default_service
+from walletbot.store.rows import AuditEntry, Ticket
+from walletbot.store.service import WalletService, WalletUnavailable, default_service
 from walletbot.transactions.describe import STATUS_NAMES, TYPE_NAMES
+
+logger = logging.getLogger(__name__)
 
 MAX_TICKETS = 200
 RECENT_ORDERS = 10
+AUDIT_PAGE = 100
+
+
+def attempted_login(name: Any, *, known: bool) -> str:
+    """Who to write in the audit log for a login attempt.
+
+    An agent's login as it is; any other name (a typo, a probe, or a password
+    typed into the wrong field) only as ``?`` and its first two characters,
+    PII-masked: enough to tell attempts apart, too little to leak a secret.
+    """
+    if not isinstance(name, str) or not name.strip():
+        return "?"
+    if known:
+        return name
+    return "?" + mask_pii(name.strip())[:2] + "***"
 
 
 @dataclass(frozen=True)
@@ -102,3 +122,20 @@ class DeskService:
         """Closes ``agent``'s ticket; False if it is not theirs or not open."""
         return await self.wallet.run(ticket_queries.resolve_ticket, ticket_id=ticket.ticket_id,
                                      agent=agent)
+
+    async def audit(self, event: str, *, actor: str, address: Optional[str],
+                    ticket_id: Optional[int] = None, user_id: Optional[str] = None) -> None:
+        """Adds an audit entry. Never give it message text: it has no place for any.
+
+        A wallet DB failure is logged, not raised: the agent's action stands.
+        """
+        try:
+            await self.wallet.run(audit_queries.record_event, event=event, actor=actor,
+                                  address=address, ticket_id=ticket_id, user_id=user_id)
+        except WalletUnavailable:
+            logger.error("audit entry %s of %s not written: wallet DB unavailable", event, actor)
+
+    async def audit_entries(self, *, limit: int = AUDIT_PAGE,
+                            before_id: Optional[int] = None) -> List[AuditEntry]:
+        """The newest audit entries first (``before_id``: the page after)."""
+        return await self.wallet.run(audit_queries.list_events, limit=limit, before_id=before_id)

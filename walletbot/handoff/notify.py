@@ -2,6 +2,12 @@
 
 Fire and forget: the conversation never waits for it. Failed posts are
 retried with back-off and then logged; nothing is raised to the caller.
+
+The notification leaves the company (a WeCom group, a third-party bot), so
+it carries only the ticket's number, priority, category, channel and its
+summary, masked once more here: the summary of a ticket opened before
+masking covered some form of a number, or written by other code, must not
+carry it out.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any, Awaitable, Callable, Dict, Optional, Sequence, Set
 
 import aiohttp
 
+from walletbot.privacy import mask_pii
 from walletbot.store.rows import Ticket
 
 logger = logging.getLogger(__name__)
@@ -41,7 +48,7 @@ def wecom_text(ticket: Ticket) -> Dict[str, Any]:
         f"新工单 {ticket.number}（{PRIORITY_NAMES.get(ticket.priority, ticket.priority)}优先级）\n"
         f"类别：{CATEGORY_NAMES.get(ticket.category, ticket.category)}\n"
         f"渠道：{ticket.channel}\n"
-        f"摘要：{ticket.summary or '—'}"
+        f"摘要：{mask_pii(ticket.summary or '') or '—'}"
     )
     return {"msgtype": "text", "text": {"content": content}}
 

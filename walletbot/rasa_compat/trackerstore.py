@@ -1,17 +1,49 @@
-"""Rasa's SQL tracker store with its database work off the event loop.
+"""Rasa's SQL tracker store with its database work off the event loop, and a bounded history.
 
 Rasa 3.6's ``SQLTrackerStore`` declares ``async`` methods but runs every query,
 the JSON decoding of every event and the commit inline: each turn blocks the
 Rasa server's event loop twice (read at the start, write at the end), and
 with PostgreSQL that includes the round trips to the database server. While
 it waits, no other user's message is parsed or answered. This subclass runs
-the same database work in a small thread pool; the tables, the queries and
+the same database work in a small thread pool; the table, the reads and
 what is stored are Rasa's own, so the store stays interchangeable with
 ``type: SQL`` (same ``events`` table, same rows).
 
 Order within one conversation is unchanged: the processor awaits each call
 under the conversation's lock, so a conversation never has two calls in
 flight. Event brokers are still fed on the event loop, before the write.
+
+Bounded history (``max_events``, ``max_days``; 0 turns a bound off)
+-------------------------------------------------------------------
+Rasa reads only the latest session of a conversation (the events from its
+last ``session_started`` on), but keeps every event forever, and one session
+has no length limit. On every save this store also checks the conversation
+(two cheap indexed reads) and, when a bound is passed, deletes in the same
+worker thread:
+
+- **age**: events older than ``max_days`` days, except those of the current
+  session (the one Rasa reads: a conversation a human has held for days stays
+  whole and paused);
+- **count**: when the conversation has more than ``max_events`` events, the
+  oldest, down to 80 % of ``max_events`` (so that the next prune is dozens of
+  turns away): whole earlier sessions first; if the current session alone is
+  longer than ``max_events``, its oldest turns. The session's
+  ``session_started`` stays first, and so do the events the later ones depend
+  on (see :func:`_carried_events`): the latest value of every slot, the
+  ``pause`` while a human has the conversation, the active form. What is kept
+  then starts at a turn boundary (``action_listen``), as a new session does;
+  before deleting, the kept events are replayed and must give the same slots,
+  pause and form as the whole session, or that session is not cut.
+
+Deleting happens after the turn's events are committed, in its own
+transaction: a failed prune is logged and never loses a turn. Which events a
+save adds is found from the conversation's newest stored event (Rasa counts
+the stored events of the session, which no longer matches its tracker once
+events were deleted); a tracker without that event is handled as Rasa does.
+
+Saves reach only the conversations still in use: ``python -m
+walletbot.rasa_compat.trackerstore [ENDPOINTS]`` applies the bounds to every
+stored conversation (after lowering them, or daily for ``max_days``).
 """
 
 from __future__ import annotations
@@ -20,10 +52,25 @@ import asyncio
 import functools
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional, Text, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Text, TypeVar
 
+import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    AllSlotsReset,
+    ConversationPaused,
+    ConversationResumed,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
@@ -37,6 +84,33 @@ T = TypeVar("T")
 SQLITE_THREADS = 1
 SERVER_DB_THREADS = 4
 
+# A count bound below this would leave little more than the carried slots.
+MIN_MAX_EVENTS = 50
+# A prune goes down to this share of max_events.
+PRUNE_TO = 0.8
+DAY_SECONDS = 86_400
+# Cuts of an over-long session tried before giving up on cutting it.
+CUT_ATTEMPTS = 3
+# Ids per DELETE … WHERE id IN (…) statement.
+DELETE_CHUNK = 500
+
+
+def bound(value: Any, name: str, minimum: int = 0) -> int:
+    """A bound from ``endpoints.yml`` (a string once Rasa expanded ``${VAR}``): 0 is none."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"tracker_store {name} must be a whole number, not {value!r}")
+    try:
+        number = int(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        raise ValueError(f"tracker_store {name} must be a whole number (0: no bound), "
+                         f"not {value!r}") from None
+    if number < 0 or 0 < number < minimum:
+        raise ValueError(f"tracker_store {name} must be 0 (no bound) or at least {max(minimum, 1)},"
+                         f" not {number}")
+    return number
+
 
 class ThreadedSQLTrackerStore(SQLTrackerStore):
     """``SQLTrackerStore`` whose reads and writes run in worker threads.
@@ -46,15 +120,25 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         tracker_store:
           type: walletbot.rasa_compat.trackerstore.ThreadedSQLTrackerStore
           url: ${TRACKER_DB_URL}
+          max_events: ${TRACKER_MAX_EVENTS}   # per conversation; 0: no bound
+          max_days: ${TRACKER_MAX_DAYS}       # age of kept events; 0: no bound
     """
 
-    def __init__(self, *args: Any, threads: Optional[int] = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, threads: Optional[int] = None,
+                 max_events: Any = None, max_days: Any = None, **kwargs: Any) -> None:
+        self.max_events = bound(max_events, "max_events", MIN_MAX_EVENTS)
+        self.max_days = bound(max_days, "max_days")
         super().__init__(*args, **kwargs)
         if threads is None:
             threads = SQLITE_THREADS if self.engine.dialect.name == "sqlite" else SERVER_DB_THREADS
         self.threads = int(threads)
         self._executor = ThreadPoolExecutor(max_workers=self.threads,
                                             thread_name_prefix="tracker-store")
+
+    @property
+    def prune_to(self) -> int:
+        """How many events a count prune keeps at most."""
+        return int(self.max_events * PRUNE_TO)
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -83,13 +167,26 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         await self.stream_events(tracker)
         await self._in_thread(self._save_now, tracker)
 
+    # -- saving ------------------------------------------------------------------
+
     def _save_now(self, tracker: DialogueStateTracker) -> None:
-        # Rasa 3.6's SQLTrackerStore.save without stream_events (done on the loop).
+        # Rasa 3.6's SQLTrackerStore.save without stream_events (done on the loop),
+        # the new events found from the newest stored one; then the bounds.
+        E = self.SQLEvent
+        sender_id = tracker.sender_id
         with self.session_scope() as session:
-            for event in self._additional_events(session, tracker):
+            # Two indexed reads: the conversation's size and its oldest and newest events.
+            count, oldest_id, newest_id = session.query(
+                sa.func.count(E.id), sa.func.min(E.id), sa.func.max(E.id)
+            ).filter(E.sender_id == sender_id).one()
+            ends = {row.id: row for row in session.query(E.id, E.type_name, E.timestamp, E.data)
+                    .filter(E.id.in_([oldest_id, newest_id]))} if count else {}
+            new = self._new_events(session, tracker, ends.get(newest_id)) if count \
+                else list(tracker.events)
+            for event in new:
                 data = event.as_dict()
-                session.add(self.SQLEvent(
-                    sender_id=tracker.sender_id,
+                session.add(E(
+                    sender_id=sender_id,
                     type_name=event.type_name,
                     timestamp=data.get("timestamp"),
                     intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
@@ -97,3 +194,260 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
                     data=json.dumps(data),
                 ))
             session.commit()
+        oldest = ends[oldest_id].timestamp if oldest_id in ends else \
+            (new[0].timestamp if new else None)
+        too_many = bool(self.max_events) and count + len(new) > self.max_events
+        too_old = bool(self.max_days) and oldest is not None and oldest < self._cutoff()
+        if too_many or too_old:
+            try:
+                self._prune_now(sender_id)
+            except Exception as error:  # the turn is stored; the next save tries again
+                logger.error("could not prune a conversation's stored events: %s",
+                             type(error).__name__)
+
+    def _new_events(self, session: Any, tracker: DialogueStateTracker,
+                    newest: Optional[Any]) -> List[Event]:
+        """The tracker's events after the conversation's newest stored one.
+
+        Rasa skips as many of the tracker's events as the session has stored,
+        which double-stores events once some were deleted (a tracker saved
+        again after a prune) or when the tracker holds earlier sessions too.
+        Without the newest stored event in the tracker: Rasa's count.
+        """
+        events = list(tracker.events)
+        if newest is not None:
+            stamp = json.loads(newest.data).get("timestamp")
+            for index in range(len(events) - 1, -1, -1):
+                event = events[index]
+                if event.type_name == newest.type_name and event.timestamp == stamp:
+                    return events[index + 1:]
+        stored = self._event_query(session, tracker.sender_id,
+                                   fetch_events_from_all_sessions=False).count()
+        return events[stored:]
+
+    # -- bounds ------------------------------------------------------------------
+
+    def _cutoff(self) -> float:
+        return time.time() - self.max_days * DAY_SECONDS
+
+    def prune(self, sender_id: Text) -> int:
+        """Applies both bounds to one conversation now; returns how many events went."""
+        return self._prune_now(sender_id)
+
+    async def prune_all(self) -> Dict[str, int]:
+        """Applies both bounds to every stored conversation (also those no longer saved)."""
+        senders = await self.keys()
+        removed = {"conversations": 0, "events": 0}
+        for sender_id in senders:
+            gone = await self._in_thread(self._prune_now, sender_id)
+            removed["conversations"] += bool(gone)
+            removed["events"] += gone
+        return removed
+
+    def _prune_now(self, sender_id: Text) -> int:
+        E = self.SQLEvent
+        if not (self.max_events or self.max_days):
+            return 0
+        with self.session_scope() as session:
+            mine = E.sender_id == sender_id
+            start = session.query(sa.func.max(E.timestamp)).filter(
+                mine, E.type_name == SessionStarted.type_name).scalar()
+            # Rasa's current session: from its latest session start on (all, without one).
+            earlier = sa.or_(E.timestamp < start, E.timestamp.is_(None)) if start is not None \
+                else sa.false()
+            removed = 0
+            if self.max_days and start is not None:
+                removed += session.query(E).filter(mine, earlier, E.timestamp < self._cutoff()) \
+                    .delete(synchronize_session=False)
+            total = session.query(sa.func.count(E.id)).filter(mine).scalar()
+            if self.max_events and total > self.max_events:
+                current = total if start is None else \
+                    session.query(sa.func.count(E.id)).filter(mine, E.timestamp >= start).scalar()
+                if current <= self.prune_to:
+                    removed += self._drop_earlier_sessions(session, sender_id, earlier)
+                else:
+                    removed += session.query(E).filter(mine, earlier) \
+                        .delete(synchronize_session=False)
+                    if current > self.max_events:
+                        removed += self._cut_session(session, sender_id)
+            session.commit()
+        if removed:
+            logger.info("pruned %d stored events of a conversation (max_events=%d, max_days=%d)",
+                        removed, self.max_events, self.max_days)
+        return removed
+
+    def _drop_earlier_sessions(self, session: Any, sender_id: Text, earlier: Any) -> int:
+        """Deletes the oldest whole sessions until at most ``prune_to`` events are left."""
+        E = self.SQLEvent
+        mine = E.sender_id == sender_id
+        # The oldest id that may stay: the prune_to-th newest event.
+        floor = session.query(E.id).filter(mine).order_by(E.id.desc()) \
+            .offset(self.prune_to - 1).limit(1).scalar()
+        cut = session.query(sa.func.min(E.id)).filter(
+            mine, E.type_name == SessionStarted.type_name, E.id >= floor).scalar()
+        return session.query(E).filter(mine, earlier, E.id < (cut or floor)) \
+            .delete(synchronize_session=False)
+
+    def _cut_session(self, session: Any, sender_id: Text) -> int:
+        """Shortens the current session to ``prune_to`` events; see the module's doc."""
+        E = self.SQLEvent
+        # Rasa's query of the session (same rows, same order), as plain tuples.
+        rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False) \
+            .with_entities(E.id, E.data).all()
+        events = [_parse(row.data) for row in rows]
+        keep = self._session_cut(sender_id, events)
+        if keep is None:
+            logger.warning("not shortening an over-long session (%d events): no cut keeps its "
+                           "state", len(rows))
+            return 0
+        doomed = [row.id for index, row in enumerate(rows) if index not in keep]
+        for at in range(0, len(doomed), DELETE_CHUNK):
+            session.query(E).filter(E.id.in_(doomed[at:at + DELETE_CHUNK])) \
+                .delete(synchronize_session=False)
+        return len(doomed)
+
+    def _session_cut(self, sender_id: Text, events: Sequence[Optional[Event]]) -> Optional[Set[int]]:
+        """Indices of the events to keep: the start, the carried events, the latest turns.
+
+        The cut is at the earliest turn boundary that leaves at most
+        ``prune_to`` events (inside the last turn if it alone is longer). If
+        the kept events do not rebuild the session's state (a revert reaching
+        back past the cut), earlier boundaries are tried, up to ``max_events``.
+        """
+        head = 1 if events and isinstance(events[0], SessionStarted) else 0
+        size = len(events)
+
+        def keep_from(cut: int) -> Set[int]:
+            return set(range(head)) | _carried_events(events, head, cut) | set(range(cut, size))
+
+        boundaries = [i for i in range(head + 1, size) if _turn_starts(events, i)]
+        first: Optional[int] = None
+        for cut in (i for i in boundaries if head + size - i <= self.prune_to):
+            keep = keep_from(cut)
+            if len(keep) <= self.prune_to:
+                first = cut
+                break
+        if first is None:  # the last turn alone is too long: cut inside it
+            first = max(head + 1, size - self.prune_to + head)
+            keep = keep_from(first)
+            first = min(size - 1, first + max(0, len(keep) - self.prune_to))
+            keep = keep_from(first)
+        whole = _state(sender_id, events, self.domain.slots)
+        tries = 0
+        for cut in [first] + [i for i in reversed(boundaries) if i < first]:
+            keep = keep if cut == first else keep_from(cut)
+            if len(keep) > self.max_events:
+                break
+            if _state(sender_id, [events[i] for i in sorted(keep)], self.domain.slots) == whole:
+                return keep
+            tries += 1
+            if tries >= CUT_ATTEMPTS:
+                break
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _event_class(type_name: str) -> Optional[type]:
+    # Rasa looks the class up among all of Event's subclasses for every event.
+    return Event.resolve_by_type(type_name)
+
+
+def _parse(data: str) -> Optional[Event]:
+    """``Event.from_parameters(json.loads(data))``, with the event classes looked up once."""
+    parameters = json.loads(data)
+    name = parameters.get("event")
+    cls = _event_class(name) if name is not None else None
+    return cls._from_parameters(parameters) if cls is not None else None  # type: ignore[attr-defined]
+
+
+def _turn_starts(events: Sequence[Optional[Event]], index: int) -> bool:
+    """Whether a user turn starts at ``index``: its ``action_listen``, or a message without one."""
+    event = events[index]
+    if isinstance(event, ActionExecuted):
+        return event.action_name == ACTION_LISTEN_NAME
+    previous = events[index - 1]
+    return isinstance(event, UserUttered) and not (
+        isinstance(previous, ActionExecuted) and previous.action_name == ACTION_LISTEN_NAME)
+
+
+def _carried_events(events: Sequence[Optional[Event]], head: int, cut: int) -> Set[int]:
+    """Indices, among ``events[head:cut]`` (about to go), of those the state at ``cut`` rests on.
+
+    The latest ``SlotSet`` of each slot (since the last reset), the ``pause``
+    while paused, the active loop (and its rejection). Reverted events do not
+    count (Rasa's ``applied_events``).
+    """
+    index_of = {id(event): i for i, event in enumerate(events) if event is not None}
+    past = DialogueStateTracker("prune", [])
+    past.events.extend(event for event in events[:cut] if event is not None)
+    slots: Dict[str, int] = {}
+    paused: Optional[int] = None
+    loop: Optional[int] = None
+    rejected: Optional[int] = None
+    for event in past.applied_events():
+        at = index_of[id(event)]
+        if isinstance(event, SlotSet):
+            slots[event.key] = at
+        elif isinstance(event, AllSlotsReset):
+            slots.clear()
+        elif isinstance(event, ConversationPaused):
+            paused = at
+        elif isinstance(event, ConversationResumed):
+            paused = None
+        elif isinstance(event, ActiveLoop):
+            loop, rejected = (at if event.name else None), None
+        elif isinstance(event, ActionExecutionRejected):
+            rejected = at if loop is not None else None
+        elif isinstance(event, ActionExecuted) and loop is not None \
+                and event.action_name == getattr(events[loop], "name", None):
+            rejected = None
+    carried = set(slots.values()) | {i for i in (paused, loop, rejected) if i is not None}
+    return {i for i in carried if head <= i < cut}
+
+
+def _state(sender_id: Text, events: Iterable[Optional[Event]], slots: Any) -> Any:
+    """What a rebuilt tracker must keep: slots, pause, active loop."""
+    tracker = DialogueStateTracker.from_events(
+        sender_id, [event for event in events if event is not None], slots)
+    loop = tracker.active_loop
+    return (tracker.current_slot_values(), tracker.is_paused(),
+            (loop.name, loop.rejected) if loop else None)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m walletbot.rasa_compat.trackerstore [ENDPOINTS]``: prune every conversation.
+
+    Uses the ``tracker_store`` of ``ENDPOINTS`` (default ``endpoints.yml``;
+    production: ``config/prod/endpoints.yml``) and the bot's ``domain.yml``.
+    Saves prune their own conversation; this also reaches conversations that
+    are no longer saved (run it daily from cron for ``max_days``).
+    """
+    import sys
+
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.utils.endpoints import read_endpoint_config
+
+    from walletbot.settings import PROJECT_ROOT
+
+    args = sys.argv[1:] if argv is None else argv
+    endpoints = args[0] if args else str(PROJECT_ROOT / "endpoints.yml")
+    config = read_endpoint_config(endpoints, "tracker_store")
+    store: Any = TrackerStore.create(config, Domain.load(str(PROJECT_ROOT / "domain.yml")))
+    while not isinstance(store, ThreadedSQLTrackerStore):  # Rasa's wrappers
+        inner = getattr(store, "_tracker_store", None) or getattr(store, "tracker_store", None)
+        if inner is None:
+            print(f"{endpoints}: tracker_store is not a ThreadedSQLTrackerStore", file=sys.stderr)
+            return 2
+        store = inner
+    try:
+        removed = asyncio.run(store.prune_all())
+    finally:
+        store.engine.dispose()
+    print(f"pruned {removed['events']} events of {removed['conversations']} conversations "
+          f"(max_events={store.max_events}, max_days={store.max_days})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -151,6 +151,29 @@ def bind_sender(*, conn: Connection, channel: str, sender_id: str, user_id: str)
     conn.execute(stmt)
 
 
+def unbind_sender(*, conn: Connection, channel: str, sender_id: str) -> bool:
+    """Removes a channel's sender binding (a web session at logout); idempotent.
+
+    Args:
+        conn: Open connection (commit it to make the removal stick).
+        channel: ``"rest"``, ``"wechat"`` or ``"web"``.
+        sender_id: The channel's id of the sender.
+
+    Returns:
+        Whether a binding was removed (False: there was none).
+
+    Raises:
+        ValueError: Unknown channel.
+    """
+    _check_channel(channel)
+    if not _findable("sender_id", sender_id):
+        return False
+    result = conn.execute(
+        sa.delete(bindings).where(bindings.c.channel == channel, bindings.c.sender_id == sender_id)
+    )
+    return bool(result.rowcount)
+
+
 def get_transaction(*, conn: Connection, order_id: str, user_id: str) -> Optional[Transaction]:
     """The user's transaction with this order id.
 

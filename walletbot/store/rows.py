@@ -24,6 +24,15 @@ TICKET_CATEGORIES: Tuple[str, ...] = (
     "request_human", "fallback", "account_compromised", "complain", "transaction",
 )
 PRIORITY_URGENT, PRIORITY_HIGH, PRIORITY_NORMAL = 1, 2, 3
+# What the desk's audit log records (walletbot/store/audit.py). Never message text.
+AuditEvent = Literal[
+    "login_success", "login_failure", "login_locked", "logout",
+    "claim", "reply", "resolve", "end_session", "account_unfreeze",
+]
+AUDIT_EVENTS: Tuple[str, ...] = (
+    "login_success", "login_failure", "login_locked", "logout",
+    "claim", "reply", "resolve", "end_session", "account_unfreeze",
+)
 
 
 @dataclass(frozen=True)
@@ -125,3 +134,30 @@ class Ticket:
         from walletbot.conversation import ConversationId
 
         return ConversationId(self.channel, self.sender_id)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the desk's audit log: who did what, when, from where.
+
+    It never holds message text: a reply is recorded as the event and its
+    ticket, not what was written.
+
+    Attributes:
+        audit_id: Increasing id (newest is largest).
+        event: One of :data:`AUDIT_EVENTS`.
+        actor: The agent's login; for a failed login, the attempted name masked
+            and truncated unless it is an agent's login.
+        address: The client address (the proxy's forwarded one when trusted).
+        created_at: When it happened (UTC).
+        ticket_id: The ticket acted on (claim, reply, resolve), if any.
+        user_id: The wallet user acted on (account unfreeze), if any.
+    """
+
+    audit_id: int
+    event: AuditEvent
+    actor: str
+    address: Optional[str]
+    created_at: datetime
+    ticket_id: Optional[int] = None
+    user_id: Optional[str] = None

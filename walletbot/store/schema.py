@@ -16,6 +16,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from walletbot.store.rows import (
+    AUDIT_EVENTS,
     CHANNELS,
     TICKET_CATEGORIES,
     TICKET_STATUSES,
@@ -215,4 +216,21 @@ feedback = sa.Table(
     sa.Column("comment", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.CheckConstraint("score IS NULL OR score BETWEEN 1 AND 5", name="score"),
+)
+
+# The desk's audit log (walletbot/store/audit.py): logins, claims, replies,
+# resolves, account unfreezes. No message text, ever; no foreign keys, so an
+# entry outlives what it names.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("audit_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("ticket_id", sa.Integer(), nullable=True),
+    sa.Column("user_id", sa.String(32), nullable=True),
+    sa.CheckConstraint(_in("event", AUDIT_EVENTS), name="event"),
+    sa.Index("ix_audit_log_created", "created_at"),
 )

@@ -85,6 +85,10 @@ class WalletService:
         """Binds the channel's sender (a web session at login, an OpenID) to a wallet user."""
         await self.run(queries.bind_sender, channel=channel, sender_id=sender_id, user_id=user_id)
 
+    async def unbind(self, *, channel: str, sender_id: str) -> bool:
+        """Removes the sender's binding (a web session at logout); False if there was none."""
+        return await self.run(queries.unbind_sender, channel=channel, sender_id=sender_id)
+
     async def transaction(self, *, user_id: str, order_id: str) -> Optional[Transaction]:
         """The user's own order, or None (missing or someone else's: same answer)."""
         return await self.run(queries.get_transaction, order_id=order_id, user_id=user_id)

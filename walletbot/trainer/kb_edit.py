@@ -327,10 +327,20 @@ def read_rows(path: Path) -> List[Dict[str, str]]:
         reader = csv.DictReader(f)
         rows = []
         for row in reader:
-            clean = {str(k).strip().lower(): (v or "").strip() for k, v in row.items() if k}
+            clean = {str(k).strip().lower(): _unneutralise((v or "").strip())
+                     for k, v in row.items() if k}
             clean["_origin"] = f"{path.name}:{reader.line_num}"
             rows.append(clean)
         return rows
+
+
+def _unneutralise(value: str) -> str:
+    """Undoes the export's formula guard: ``'=…`` back to ``=…`` (see review_file.neutralise)."""
+    from walletbot.trainer.review_file import FORMULA_STARTS
+
+    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_STARTS:
+        return value[1:]
+    return value
 
 
 def _read_yaml_rows(path: Path) -> List[Dict[str, str]]:

@@ -13,6 +13,10 @@ A user message is flagged when
 Rasa's SQL tracker store keeps one row per event in the table ``events``
 (``sender_id``, ``type_name``, ``timestamp``, ``intent_name``,
 ``action_name``, ``data`` JSON); that is all this module reads.
+
+Texts are masked again as they are read (:func:`walletbot.privacy.mask_pii`):
+conversations stored before masking covered some form of a card or phone
+number, or a password, must not reach the export a trainer opens and shares.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+from walletbot.privacy import mask_pii
 from walletbot.trainer.evaluation import FALLBACK_INTENT, full_label_of
 
 FALLBACK = "fallback"
@@ -158,6 +163,7 @@ def _user_message(event: EventRow) -> Optional[Flagged]:
     text = str(event.data.get("text") or "").strip()
     if not text or text.startswith("/"):
         return None  # button payloads are not language
+    text = mask_pii(text)
     parse = event.data.get("parse_data") or {}
     label, confidence, fell_back = full_label_of(parse)
     if not label:

@@ -3,6 +3,13 @@
 Each line has an empty ``intent`` for the trainer to fill with a known
 intent (``greet``, ``faq/withdraw_fee``, …); lines left empty (or ``-``) are
 skipped by ``walletbot review import``.
+
+The texts are what users typed, so a CSV cell could be a spreadsheet formula
+(``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``) that runs when a trainer
+opens the file in Excel or LibreOffice. Every CSV cell that starts with one of
+``= + - @``, a tab or a carriage return is written with a leading ``'``
+(the OWASP advice for CSV injection): the spreadsheet shows it as text.
+YAML is not opened by spreadsheets and is written as is.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from walletbot.trainer.review import ReviewItem
 
 COLUMNS = ("group", "count", "text", "predicted", "confidence", "reasons", "senders",
            "last_seen", "intent")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _HEADER = (
     "# walletbot review: messages the bot handled poorly, similar ones grouped.\n"
     "# Fill `intent:` with the right intent (greet, faq/withdraw_fee, ...), leave it\n"
@@ -40,6 +48,13 @@ def _when(timestamp: float) -> str:
 
 def _reasons(item: ReviewItem) -> str:
     return " ".join(f"{r}×{n}" if n > 1 else r for r, n in item.reasons.items())
+
+
+def neutralise(value: object) -> object:
+    """A CSV cell that no spreadsheet runs as a formula: ``'`` before a risky first character."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def as_rows(items: Sequence[ReviewItem]) -> List[Dict[str, object]]:
@@ -70,5 +85,5 @@ def write(items: Sequence[ReviewItem], *, path: Path) -> Path:
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: neutralise(value) for key, value in row.items()} for row in rows)
     return path

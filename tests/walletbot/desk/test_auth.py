@@ -73,3 +73,58 @@ def test_sessions_signed_with_another_key_or_audience_are_refused():
 def test_a_session_secret_is_required():
     with pytest.raises(ValueError, match="DESK_SECRET"):
         SessionSigner("")
+
+
+def test_roles_are_optional_and_checked(tmp_path):
+    directory = AgentDirectory.from_file(PROJECT_ROOT / "config" / "agents.dev.yml")
+    assert directory.accounts["agent1"].roles == ("admin",) and directory.accounts["agent1"].is_admin
+    assert directory.accounts["agent2"].roles == () and not directory.accounts["agent2"].is_admin
+    path = tmp_path / "agents.yml"
+    hashed = hash_password("pw")
+    for roles in ("[root]", "admin", "[admin, {x: 1}]"):
+        path.write_text(f"agents:\n  - login: a\n    name: A\n    password_hash: '{hashed}'\n"
+                        f"    roles: {roles}\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="roles"):
+            AgentDirectory.from_file(path)
+
+
+def test_every_session_has_its_own_id_and_one_without_is_refused():
+    signer = SessionSigner(SECRET)
+    first, second = signer.verify(signer.issue(ACCOUNT)), signer.verify(signer.issue(ACCOUNT))
+    assert first["jti"] and first["jti"] != second["jti"]
+    # Tokens of the previous version had no id, so logout could not revoke them.
+    old = jwt.encode({"sub": "agent1", "exp": time.time() + 60, "aud": "walletbot-desk"},
+                     SECRET, algorithm="HS256")
+    assert signer.verify(old) is None
+    odd = jwt.encode({"sub": "agent1", "exp": time.time() + 60, "aud": "walletbot-desk",
+                      "jti": 5}, SECRET, algorithm="HS256")
+    assert signer.verify(odd) is None
+
+
+async def test_password_checks_run_in_their_own_bounded_pool():
+    import asyncio
+    import threading
+
+    from walletbot.desk.auth import LoginBusy, PasswordChecker
+
+    checker = PasswordChecker(workers=2, queue=1)
+    release = threading.Event()
+    names = []
+
+    def slow_check():
+        names.append(threading.current_thread().name)
+        release.wait(5)
+        return True
+
+    running = [asyncio.ensure_future(checker.run(slow_check)) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    assert checker.busy
+    with pytest.raises(LoginBusy):
+        await checker.run(slow_check)
+    release.set()
+    assert await asyncio.gather(*running) == [True, True, True]
+    assert not checker.busy
+    assert names and all(n.startswith("desk-password") for n in names)
+    checker.close()
+    with pytest.raises(ValueError):
+        PasswordChecker(workers=0)

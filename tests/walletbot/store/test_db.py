@@ -111,7 +111,9 @@ def test_importing_the_package_creates_no_engine():
 def test_init_db_creates_tables_and_indexes(bare_engine):
     init_db(bare_engine)
     inspector = sa.inspect(bare_engine)
-    assert {"users", "bindings", "transactions"} <= set(inspector.get_table_names())
+    assert {"users", "bindings", "transactions", "tickets", "feedback", "audit_log"} <= set(
+        inspector.get_table_names())
+    assert ("created_at",) in {tuple(ix["column_names"]) for ix in inspector.get_indexes("audit_log")}
     assert inspector.get_pk_constraint("bindings")["constrained_columns"] == [
         "channel", "sender_id"]
     indexes = {tuple(ix["column_names"]) for ix in inspector.get_indexes("transactions")}

@@ -198,3 +198,24 @@ def test_grouping_is_by_similarity():
     groups = group_texts(["提现多久到账", "提现多久能到账啊", "怎么注册", "注册怎么弄", "asdf"])
     assert groups[0] == groups[1] and groups[2] == groups[3]
     assert len(set(groups)) == 3
+
+
+def test_old_unmasked_messages_are_masked_in_the_export(tmp_path):
+    """Conversations stored before masking covered a form must not leak through the export."""
+    from rasa.core.tracker_store import SQLTrackerStore
+    from rasa.shared.core.domain import Domain
+
+    secrets = ["6222.0202.0011.2233.445", "密码是：Abc@2026", "１３８１２３４５６７８", "验证码 8 8 4 5 1 2"]
+    path = tmp_path / "old.db"
+    store = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(path))
+    turns = [("user", _parse(f"提现WD202611180002没到账 {s}", "faq", 0.2, faq="withdraw_time",
+                             fell_back=True)) for s in secrets]
+    asyncio.run(store.save(_conversation("old", turns)))
+    store.engine.dispose()
+    for name in ("review.csv", "review.yml"):
+        _export(tmp_path, f"sqlite:///{path}", name)
+        blob = (tmp_path / name).read_text(encoding="utf-8-sig")
+        for secret in ["02020011", "Abc@2026", "１２３４", "8 8 4 5"]:
+            assert secret not in blob, (name, secret)
+        assert blob.count("WD202611180002") == len(secrets)
+        assert "***************3445" in blob and "138****5678" in blob and "密码是：******" in blob

@@ -1,5 +1,8 @@
 // Web chat page: socket.io to the bot, session kept in localStorage across
 // reloads. Every text is inserted with textContent (never as HTML).
+// The server may end a session (logout elsewhere, an agent, expiry): it sends
+// "session_end" and disconnects; an idle connection is closed the same way and
+// comes back when the user sends the next message.
 (function () {
   "use strict";
   var BASE = location.pathname.replace(/\/chat\/?$/, "");
@@ -12,11 +15,15 @@
   var statusLine = document.getElementById("status");
   var socket = null;
   var session = null;
+  var fresh = false;   // the session was just issued: a refusal now is final
+  var idle = false;    // closed by the server for inactivity: the next message reconnects
+  var pending = [];    // messages typed while reconnecting
 
   function load() {
     try { return JSON.parse(localStorage.getItem(STORE)); } catch (e) { return null; }
   }
   function save(s) { localStorage.setItem(STORE, JSON.stringify(s)); }
+  function forget() { localStorage.removeItem(STORE); }
 
   function add(role, text, who) {
     var div = document.createElement("div");
@@ -73,10 +80,21 @@
 
   function send(text, title) {
     text = (text || "").trim();
-    if (!text || !socket || !socket.connected) { return; }
+    if (!text || !socket) { return; }
+    var message = title ? { message: text, title: title } : { message: text };
+    if (!socket.connected) {
+      if (!idle) { return; }
+      // Back after an idle disconnect: redraw what was said meanwhile (an agent
+      // may have written), then send this message on the new connection.
+      idle = false;
+      pending.push(message);
+      var show = function () { add("user", title || text); showChips([]); connect(); };
+      loadHistory().then(show, show);
+      return;
+    }
     add("user", title || text);
     showChips([]);
-    socket.emit("user_uttered", title ? { message: text, title: title } : { message: text });
+    socket.emit("user_uttered", message);
   }
 
   function showAccount() {
@@ -96,6 +114,7 @@
       return r.json().then(function (body) {
         if (!r.ok) { throw new Error(body.error || ("HTTP " + r.status)); }
         session = { token: body.token, user: body.user };
+        fresh = true;
         save(session);
         return session;
       });
@@ -104,7 +123,10 @@
 
   function loadHistory() {
     return fetch(BASE + "/history", { headers: { Authorization: "Bearer " + session.token } })
-      .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
+      .then(function (r) {
+        if (r.status === 401) { var e = new Error("会话已失效"); e.expired = true; throw e; }
+        return r.ok ? r.json() : { messages: [] };
+      })
       .then(function (body) {
         messages.textContent = "";
         var last = null;
@@ -122,22 +144,82 @@
 
   function connect() {
     if (socket) { socket.disconnect(); }
+    idle = false;
     statusLine.textContent = "正在连接…";
-    socket = io({ path: BASE + "/socket.io", auth: { token: session.token }, transports: ["websocket", "polling"] });
-    socket.on("connect", function () { statusLine.textContent = "已连接"; });
-    socket.on("disconnect", function () { statusLine.textContent = "连接已断开，正在重连…"; });
-    socket.on("connect_error", function () {
-      // An expired or foreign token: start a fresh anonymous session once.
-      statusLine.textContent = "会话已过期，正在重新连接…";
-      socket.disconnect();
-      newSession(null).then(start).catch(function () { statusLine.textContent = "连接失败，请稍后刷新重试"; });
+    var current = io({ path: BASE + "/socket.io", auth: { token: session.token },
+                       transports: ["websocket", "polling"] });
+    socket = current;
+    current.on("connect", function () {
+      fresh = false;
+      statusLine.textContent = "已连接";
+      while (pending.length) { current.emit("user_uttered", pending.shift()); }
     });
-    socket.on("bot_uttered", renderBot);
+    current.on("disconnect", function (reason) {
+      if (reason === "io client disconnect") { return; }
+      if (reason === "io server disconnect") {
+        // Closed by the server (see "session_end"); no automatic reconnect.
+        if (current === socket && !idle) { statusLine.textContent = "连接已断开，请刷新页面"; }
+        return;
+      }
+      statusLine.textContent = "连接已断开，正在重连…";
+    });
+    current.on("session_end", function (data) {
+      if (current !== socket) { return; }
+      var reason = data && data.reason;
+      if (reason === "idle") {
+        idle = true;
+        statusLine.textContent = "长时间未操作，连接已断开；发送消息即可重新连接";
+        return;
+      }
+      var user = session && session.user;
+      var note = reason === "expired" ? (user ? "登录已过期，请重新登录" : "会话已过期，已为您开始新的会话")
+        : reason === "logout" ? "您已在其他页面退出登录"
+        : "本次会话已结束";
+      restart(note);
+    });
+    current.on("connect_error", function (err) {
+      if (current !== socket) { return; }
+      var reason = err && err.data && err.data.reason;
+      if (!reason) {  // the network or the server is down: socket.io retries by itself
+        statusLine.textContent = "连接已断开，正在重连…";
+        return;
+      }
+      if (reason === "unavailable") {
+        statusLine.textContent = "服务暂时不可用，正在重试…";
+        setTimeout(function () { if (current === socket) { connect(); } }, 5000);
+        return;
+      }
+      if (reason === "too_many") {
+        statusLine.textContent = "当前网络打开的聊天窗口过多，请关闭部分页面后刷新重试";
+        return;
+      }
+      // An expired, revoked or foreign token: a fresh anonymous session, once.
+      if (fresh) { statusLine.textContent = "连接失败，请稍后刷新重试"; return; }
+      restart(session && session.user ? "登录已失效，请重新登录" : null);
+    });
+    current.on("bot_uttered", renderBot);
   }
 
   function start() {
     showAccount();
-    return loadHistory().then(connect);
+    return loadHistory().then(connect, function (err) {
+      if (err && err.expired && !fresh) {
+        return restart(session && session.user ? "登录已过期，请重新登录" : null);
+      }
+      throw err;
+    });
+  }
+
+  // Drops this session (already over on the server) and starts an anonymous one.
+  function restart(note) {
+    if (socket) { var old = socket; socket = null; old.disconnect(); }
+    forget();
+    pending = [];
+    return newSession(null).then(start).then(function () {
+      if (note) { add("system", note); }
+    }).catch(function (err) {
+      statusLine.textContent = "连接失败：" + (err && err.message ? err.message : "请稍后刷新重试");
+    });
   }
 
   document.getElementById("composer").addEventListener("submit", function (e) {
@@ -151,7 +233,13 @@
     });
   });
   document.getElementById("logout").addEventListener("click", function () {
-    newSession(null).then(start);
+    var token = session && session.token;
+    if (socket) { var old = socket; socket = null; old.disconnect(); }
+    forget();
+    // The server revokes the token and unbinds the session; a new anonymous one follows.
+    fetch(BASE + "/logout", { method: "POST", headers: { Authorization: "Bearer " + token } })
+      .catch(function () { return null; })
+      .then(function () { return restart("您已退出登录"); });
   });
 
   session = load();
