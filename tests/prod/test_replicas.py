@@ -131,6 +131,29 @@ def test_one_user_on_both_replicas_at_once_is_serialised(prod_stack: ProdStack):
         assert stored_user_texts(stack, user) == [t for t, _ in stored]
 
 
+def test_a_form_started_on_one_replica_goes_on_on_the_other(prod_stack: ProdStack):
+    """Each replica keeps trackers between turns; a turn must see what the other just stored.
+
+    The lookup form counts invalid order numbers: the third answer offers a
+    human only if replica A's kept tracker took in B's rejected attempt.
+    """
+    stack = prod_stack
+    a, b = stack.replicas
+    user = "replica-form-1"
+    stack.say(a, user, "你好")  # A keeps the conversation's tracker from here on
+
+    asked = " ".join(bot_texts(stack.say(a, user, "帮我查个订单")))
+    hint = " ".join(bot_texts(stack.say(b, user, "abc123")))
+    final = " ".join(bot_texts(stack.say(a, user, "xyz")))
+
+    assert "订单号" in asked
+    assert "不是有效的订单号" in hint
+    assert "人工客服" in final or "转人工" in final, final
+    for base in stack.replicas:
+        assert [text for text, _ in turns(stack.tracker(base, user)["events"])] == \
+            ["你好", "帮我查个订单", "abc123", "xyz"]
+
+
 def test_the_rate_limit_is_shared_by_both_replicas(prod_stack: ProdStack):
     """Alternating replicas does not double a sender's allowance (counted in Redis)."""
     stack = prod_stack

@@ -9,6 +9,7 @@ Every tracker change happens under the conversation's lock, like a user turn.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from rasa.shared.core.trackers import EventVerbosity
@@ -56,7 +57,11 @@ class Relay:
     async def _append(self, key: str, *events: Any) -> None:
         async with self.agent.lock_store.lock(key):
             tracker = await self.agent.processor.get_tracker(key)
+            # Stamped now, not when the agent pressed send: a user turn that held
+            # the lock meanwhile is stored first and must stay older.
+            now = time.time()
             for event in events:
+                event.timestamp = max(now, _newest_stamp(tracker))
                 tracker.update(event)
             await self.agent.processor.save_tracker(tracker)
 
@@ -139,3 +144,8 @@ class _Addressed(OutputChannel):
 
     async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
         await self.inner.send_attachment(self.recipient, attachment, **kwargs)
+
+
+def _newest_stamp(tracker: Any) -> float:
+    """Timestamp of the tracker's newest event (0 without events)."""
+    return max((event.timestamp or 0.0 for event in list(tracker.events)[-1:]), default=0.0)

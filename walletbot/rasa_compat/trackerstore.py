@@ -41,6 +41,22 @@ save adds is found from the conversation's newest stored event (Rasa counts
 the stored events of the session, which no longer matches its tracker once
 events were deleted); a tracker without that event is handled as Rasa does.
 
+Kept trackers (``cache_events``)
+--------------------------------
+The processor's turn of a conversation gets the tracker the previous turn
+left in this process, brought up to date with only the events stored since
+(see :mod:`walletbot.rasa_compat.trackercache`); other readers read the
+database as Rasa does. ``cache_events`` bounds the events kept (default
+50,000; 0 turns it off).
+
+SQLite
+------
+A file database gets one pooled connection per worker thread instead of a
+new connection per query (SQLAlchemy 1.4 gives file SQLite a ``NullPool``),
+and write-ahead logging with ``synchronous=NORMAL``: a commit no longer waits
+for two fsyncs of a rollback journal. A crash of the process loses nothing;
+a power cut may lose the last turns (PostgreSQL is production's store).
+
 Saves reach only the conversations still in use: ``python -m
 walletbot.rasa_compat.trackerstore [ENDPOINTS]`` applies the bounds to every
 stored conversation (after lowering them, or daily for ``max_days``).
@@ -50,6 +66,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import json
 import logging
 import time
@@ -74,6 +91,8 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
+from walletbot.rasa_compat.trackercache import DEFAULT_CACHE_EVENTS, Kept, TrackerCache, in_turn
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -93,6 +112,9 @@ DAY_SECONDS = 86_400
 CUT_ATTEMPTS = 3
 # Ids per DELETE … WHERE id IN (…) statement.
 DELETE_CHUNK = 500
+# A kept tracker longer than twice this is cut back to this many events.
+DEFAULT_TURN_WINDOW = 150
+MIN_TURN_WINDOW = 50
 
 
 def bound(value: Any, name: str, minimum: int = 0) -> int:
@@ -122,18 +144,45 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
           url: ${TRACKER_DB_URL}
           max_events: ${TRACKER_MAX_EVENTS}   # per conversation; 0: no bound
           max_days: ${TRACKER_MAX_DAYS}       # age of kept events; 0: no bound
+          cache_events: 50000                 # events of kept trackers; 0: none
+          turn_window: 150                    # events a turn works on at most; 0: all
     """
 
     def __init__(self, *args: Any, threads: Optional[int] = None,
-                 max_events: Any = None, max_days: Any = None, **kwargs: Any) -> None:
+                 max_events: Any = None, max_days: Any = None,
+                 cache_events: Any = DEFAULT_CACHE_EVENTS,
+                 turn_window: Any = DEFAULT_TURN_WINDOW, **kwargs: Any) -> None:
         self.max_events = bound(max_events, "max_events", MIN_MAX_EVENTS)
         self.max_days = bound(max_days, "max_days")
+        cache_size = bound(cache_events, "cache_events")
+        self.turn_window = bound(turn_window, "turn_window", MIN_TURN_WINDOW)
         super().__init__(*args, **kwargs)
         if threads is None:
             threads = SQLITE_THREADS if self.engine.dialect.name == "sqlite" else SERVER_DB_THREADS
         self.threads = int(threads)
+        if self.engine.dialect.name == "sqlite":
+            self._tune_sqlite()
         self._executor = ThreadPoolExecutor(max_workers=self.threads,
                                             thread_name_prefix="tracker-store")
+        self.cache: Optional[TrackerCache] = TrackerCache(cache_size) if cache_size else None
+
+    def _tune_sqlite(self) -> None:
+        """Pooled connections and write-ahead logging for a file database (see the module doc)."""
+        url = self.engine.url
+        if not url.database or url.database == ":memory:" or "mode=memory" in str(url):
+            return
+        self.engine.dispose()
+        self.engine = sa.create_engine(url, poolclass=sa.pool.QueuePool,
+                                       pool_size=self.threads, max_overflow=4, connect_args={"check_same_thread": False})
+
+        @sa.event.listens_for(self.engine, "connect")
+        def _pragmas(connection: Any, _: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
 
     @property
     def prune_to(self) -> int:
@@ -147,8 +196,92 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
     async def _retrieve(
         self, sender_id: Text, fetch_events_from_all_sessions: bool
     ) -> Optional[DialogueStateTracker]:
+        if self.cache is not None and not fetch_events_from_all_sessions and in_turn(sender_id):
+            return await self._in_thread(self._retrieve_kept, sender_id)
         return await self._in_thread(self._retrieve_now, sender_id,
                                      fetch_events_from_all_sessions)
+
+    def _retrieve_kept(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        """The turn's tracker: the kept one, brought up to date; see trackercache."""
+        assert self.cache is not None
+        E = self.SQLEvent
+        with self.session_scope() as session:
+            count, newest = session.query(sa.func.count(E.id), sa.func.max(E.id)) \
+                .filter(E.sender_id == sender_id).one()
+            kept = self.cache.get(sender_id)
+            if kept is not None and newest is not None and kept.unchanged() \
+                    and kept.domain is self.domain:
+                if newest == kept.newest_id and count == kept.count and \
+                        session.query(E.timestamp).filter(E.id == newest).scalar() \
+                        == kept.newest_stamp:
+                    self.cache.hits += 1
+                    return self._windowed(kept)
+                if newest > kept.newest_id and self._bring_up_to_date(session, kept, count):
+                    self.cache.partial += 1
+                    return self._windowed(kept)
+            self.cache.misses += 1
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False) \
+                .with_entities(E.id, E.timestamp, E.data).all()
+            events = [json.loads(row.data) for row in rows]
+        if not (self.domain and events):
+            self.cache.drop(sender_id)
+            return None
+        tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        if rows[-1].id == newest:  # the session holds the newest event: it can be kept
+            kept = Kept(tracker, newest, rows[-1].timestamp, count, len(tracker.events),
+                        _session_start(tracker), self.domain)
+            self.cache.put(sender_id, kept)
+            return self._windowed(kept)
+        self.cache.drop(sender_id)
+        return tracker
+
+    def _windowed(self, kept: Kept) -> DialogueStateTracker:
+        """The kept tracker, cut back to ``turn_window`` events once it has twice as many.
+
+        Rasa's policies, forms and action calls replay or send a turn's whole
+        tracker, so without this every turn costs more than the one before.
+        The cut is the one the count bound makes (:meth:`_session_cut`): the
+        session's start, the events its slots, pause and form rest on, the
+        latest turns, checked to rebuild the same state. Only the kept copy
+        is cut; the database keeps every event (``max_events`` bounds that).
+        """
+        tracker = kept.tracker
+        size = len(tracker.events)
+        if not self.turn_window or size <= 2 * self.turn_window or size < kept.retry_cut_at:
+            return tracker
+        events = list(tracker.events)
+        start = next((i for i, e in enumerate(events[:2]) if isinstance(e, SessionStarted)), 0)
+        events = events[start:]
+        keep = self._session_cut(tracker.sender_id, events, keep_at_most=self.turn_window,
+                                 limit=2 * self.turn_window)
+        if keep is None:  # no cut keeps the state: try again a window later
+            kept.retry_cut_at = size + self.turn_window
+            return tracker
+        cut = DialogueStateTracker.from_events(
+            tracker.sender_id, [events[i] for i in sorted(keep)], self.domain.slots)
+        kept.tracker, kept.retry_cut_at = cut, 0
+        self.cache.resize(tracker.sender_id, kept, len(cut.events))  # type: ignore[union-attr]
+        return cut
+
+    def _bring_up_to_date(self, session: Any, kept: Kept, count: int) -> bool:
+        """Applies the events stored after ``kept``'s newest; False if a full read is needed."""
+        E = self.SQLEvent
+        rows = session.query(E.id, E.timestamp, E.data) \
+            .filter(E.sender_id == kept.tracker.sender_id, E.id > kept.newest_id) \
+            .order_by(E.id).all()
+        if kept.count + len(rows) != count:  # events were deleted, or stored out of order
+            return False
+        if kept.session_start is not None and any(
+                row.timestamp is None or row.timestamp < kept.session_start for row in rows):
+            return False  # Rasa's session query would leave these out
+        events = [_parse(row.data) for row in rows]
+        if any(event is None or isinstance(event, SessionStarted) for event in events):
+            return False  # a new session: Rasa reads from its start
+        for event in events:
+            kept.tracker.update(event)
+        kept.newest_id, kept.newest_stamp, kept.count = rows[-1].id, rows[-1].timestamp, count
+        self.cache.resize(kept.tracker.sender_id, kept, len(kept.tracker.events))  # type: ignore[union-attr]
+        return True
 
     def _retrieve_now(
         self, sender_id: Text, fetch_events_from_all_sessions: bool
@@ -174,6 +307,9 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         # the new events found from the newest stored one; then the bounds.
         E = self.SQLEvent
         sender_id = tracker.sender_id
+        kept = self.cache.get(sender_id) if self.cache is not None else None
+        if kept is not None and kept.tracker is not tracker:
+            kept = None  # another reader's tracker: the kept one is brought up to date later
         with self.session_scope() as session:
             # Two indexed reads: the conversation's size and its oldest and newest events.
             count, oldest_id, newest_id = session.query(
@@ -181,11 +317,19 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             ).filter(E.sender_id == sender_id).one()
             ends = {row.id: row for row in session.query(E.id, E.type_name, E.timestamp, E.data)
                     .filter(E.id.in_([oldest_id, newest_id]))} if count else {}
-            new = self._new_events(session, tracker, ends.get(newest_id)) if count \
-                else list(tracker.events)
+            if kept is not None and kept.newest_id == newest_id and kept.count == count:
+                # The turn's own tracker: what it added since it was read.
+                new = list(itertools.islice(tracker.events, kept.length, None))
+            else:
+                if kept is not None:  # stored by someone else meanwhile: read afresh next time
+                    self.cache.drop(sender_id)  # type: ignore[union-attr]
+                    kept = None
+                new = self._new_events(session, tracker, ends.get(newest_id)) if count \
+                    else list(tracker.events)
+            rows = []
             for event in new:
                 data = event.as_dict()
-                session.add(E(
+                rows.append(E(
                     sender_id=sender_id,
                     type_name=event.type_name,
                     timestamp=data.get("timestamp"),
@@ -193,7 +337,19 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
                     action_name=data.get("name"),
                     data=json.dumps(data),
                 ))
+            session.add_all(rows)
+            session.flush()
+            if rows:
+                stored, stamp = rows[-1].id, rows[-1].timestamp
+            elif kept is not None:
+                stored, stamp = newest_id, kept.newest_stamp
             session.commit()
+        if kept is not None:
+            if any(isinstance(event, SessionStarted) for event in new):
+                self.cache.drop(sender_id)  # type: ignore[union-attr]  # Rasa reads from it on
+            else:
+                kept.newest_id, kept.newest_stamp, kept.count = stored, stamp, count + len(new)
+                self.cache.resize(sender_id, kept, len(tracker.events))  # type: ignore[union-attr]
         oldest = ends[oldest_id].timestamp if oldest_id in ends else \
             (new[0].timestamp if new else None)
         too_many = bool(self.max_events) and count + len(new) > self.max_events
@@ -271,6 +427,8 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
                     if current > self.max_events:
                         removed += self._cut_session(session, sender_id)
             session.commit()
+        if removed and self.cache is not None:
+            self.cache.drop(sender_id)
         if removed:
             logger.info("pruned %d stored events of a conversation (max_events=%d, max_days=%d)",
                         removed, self.max_events, self.max_days)
@@ -306,14 +464,19 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
                 .delete(synchronize_session=False)
         return len(doomed)
 
-    def _session_cut(self, sender_id: Text, events: Sequence[Optional[Event]]) -> Optional[Set[int]]:
+    def _session_cut(self, sender_id: Text, events: Sequence[Optional[Event]],
+                     keep_at_most: Optional[int] = None,
+                     limit: Optional[int] = None) -> Optional[Set[int]]:
         """Indices of the events to keep: the start, the carried events, the latest turns.
 
         The cut is at the earliest turn boundary that leaves at most
-        ``prune_to`` events (inside the last turn if it alone is longer). If
-        the kept events do not rebuild the session's state (a revert reaching
-        back past the cut), earlier boundaries are tried, up to ``max_events``.
+        ``keep_at_most`` events (default ``prune_to``; inside the last turn if
+        it alone is longer). If the kept events do not rebuild the session's
+        state (a revert reaching back past the cut), earlier boundaries are
+        tried, up to ``limit`` events (default ``max_events``).
         """
+        prune_to = self.prune_to if keep_at_most is None else keep_at_most
+        max_events = self.max_events if limit is None else limit
         head = 1 if events and isinstance(events[0], SessionStarted) else 0
         size = len(events)
 
@@ -322,21 +485,21 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
 
         boundaries = [i for i in range(head + 1, size) if _turn_starts(events, i)]
         first: Optional[int] = None
-        for cut in (i for i in boundaries if head + size - i <= self.prune_to):
+        for cut in (i for i in boundaries if head + size - i <= prune_to):
             keep = keep_from(cut)
-            if len(keep) <= self.prune_to:
+            if len(keep) <= prune_to:
                 first = cut
                 break
         if first is None:  # the last turn alone is too long: cut inside it
-            first = max(head + 1, size - self.prune_to + head)
+            first = max(head + 1, size - prune_to + head)
             keep = keep_from(first)
-            first = min(size - 1, first + max(0, len(keep) - self.prune_to))
+            first = min(size - 1, first + max(0, len(keep) - prune_to))
             keep = keep_from(first)
         whole = _state(sender_id, events, self.domain.slots)
         tries = 0
         for cut in [first] + [i for i in reversed(boundaries) if i < first]:
             keep = keep if cut == first else keep_from(cut)
-            if len(keep) > self.max_events:
+            if len(keep) > max_events:
                 break
             if _state(sender_id, [events[i] for i in sorted(keep)], self.domain.slots) == whole:
                 return keep
@@ -344,6 +507,14 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             if tries >= CUT_ATTEMPTS:
                 break
         return None
+
+
+def _session_start(tracker: DialogueStateTracker) -> Optional[float]:
+    """Timestamp of the tracker's latest ``session_started`` (None without one)."""
+    for event in reversed(tracker.events):
+        if isinstance(event, SessionStarted):
+            return event.timestamp
+    return None
 
 
 @functools.lru_cache(maxsize=None)
