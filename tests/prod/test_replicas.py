@@ -131,27 +131,28 @@ def test_one_user_on_both_replicas_at_once_is_serialised(prod_stack: ProdStack):
         assert stored_user_texts(stack, user) == [t for t, _ in stored]
 
 
-def test_a_form_started_on_one_replica_goes_on_on_the_other(prod_stack: ProdStack):
+def test_a_question_asked_on_one_replica_is_answered_on_the_other(prod_stack: ProdStack):
     """Each replica keeps trackers between turns; a turn must see what the other just stored.
 
-    The lookup form counts invalid order numbers: the third answer offers a
-    human only if replica A's kept tracker took in B's rejected attempt.
+    A keeps the conversation from the greeting on; B asks whether to freeze the
+    account; the user's "no" on A is the answer to that question only if A's
+    kept tracker took in B's turn (otherwise it is a "no" out of the blue).
     """
     stack = prod_stack
     a, b = stack.replicas
-    user = "replica-form-1"
-    stack.say(a, user, "你好")  # A keeps the conversation's tracker from here on
+    user = "replica-question-1"
+    stack.say(a, user, "你好")
 
-    asked = " ".join(bot_texts(stack.say(a, user, "帮我查个订单")))
-    hint = " ".join(bot_texts(stack.say(b, user, "abc123")))
-    final = " ".join(bot_texts(stack.say(a, user, "xyz")))
+    asked = " ".join(bot_texts(stack.say(b, user, "我的账号被盗了")))
+    answer = " ".join(bot_texts(stack.say(a, user, "不用了")))
+    again = " ".join(bot_texts(stack.say(b, user, "我的账号被盗了")))
 
-    assert "订单号" in asked
-    assert "不是有效的订单号" in hint
-    assert "人工客服" in final or "转人工" in final, final
+    assert "是否现在冻结您的账户" in asked
+    assert "暂不冻结" in answer, answer
+    assert "是否现在冻结您的账户" in again
     for base in stack.replicas:
         assert [text for text, _ in turns(stack.tracker(base, user)["events"])] == \
-            ["你好", "帮我查个订单", "abc123", "xyz"]
+            ["你好", "我的账号被盗了", "不用了", "我的账号被盗了"]
 
 
 def test_the_rate_limit_is_shared_by_both_replicas(prod_stack: ProdStack):
