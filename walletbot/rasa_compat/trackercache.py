@@ -68,10 +68,11 @@ class Kept:
     tracker: Any  # DialogueStateTracker
     newest_id: int  # id of the newest stored event of the conversation
     newest_stamp: Optional[float]  # and its timestamp (SQLite may reuse a deleted id)
-    count: int  # stored events of the conversation, all sessions
+    count: int  # stored events of the conversation, all sessions (as far as this process knows)
     length: int  # len(tracker.events) when it last matched the store
     session_start: Optional[float]  # timestamp of the session's SessionStarted
     domain: Any  # the domain its slots came from
+    oldest_stamp: Optional[float] = None  # timestamp of the oldest stored event (max_days)
     retry_cut_at: int = 0  # no window cut before the tracker has this many events
 
     def unchanged(self) -> bool:

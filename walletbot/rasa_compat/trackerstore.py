@@ -71,7 +71,7 @@ import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Text, TypeVar
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Text, Tuple, TypeVar
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
@@ -205,31 +205,34 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         """The turn's tracker: the kept one, brought up to date; see trackercache."""
         assert self.cache is not None
         E = self.SQLEvent
+        mine = E.sender_id == sender_id
         with self.session_scope() as session:
-            count, newest = session.query(sa.func.count(E.id), sa.func.max(E.id)) \
-                .filter(E.sender_id == sender_id).one()
+            # One indexed read: the conversation's newest stored event.
+            newest = session.query(E.id, E.timestamp).filter(mine).order_by(E.id.desc()) \
+                .limit(1).first()
             kept = self.cache.get(sender_id)
             if kept is not None and newest is not None and kept.unchanged() \
                     and kept.domain is self.domain:
-                if newest == kept.newest_id and count == kept.count and \
-                        session.query(E.timestamp).filter(E.id == newest).scalar() \
-                        == kept.newest_stamp:
+                if (newest.id, newest.timestamp) == (kept.newest_id, kept.newest_stamp):
                     self.cache.hits += 1
                     return self._windowed(kept)
-                if newest > kept.newest_id and self._bring_up_to_date(session, kept, count):
+                if newest.id > kept.newest_id and self._bring_up_to_date(session, kept):
                     self.cache.partial += 1
                     return self._windowed(kept)
             self.cache.misses += 1
             rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False) \
                 .with_entities(E.id, E.timestamp, E.data).all()
             events = [json.loads(row.data) for row in rows]
+            count, oldest = (session.query(sa.func.count(E.id)).filter(mine).scalar(),
+                             session.query(E.timestamp).filter(mine).order_by(E.id).limit(1)
+                             .scalar()) if events else (0, None)
         if not (self.domain and events):
             self.cache.drop(sender_id)
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-        if rows[-1].id == newest:  # the session holds the newest event: it can be kept
-            kept = Kept(tracker, newest, rows[-1].timestamp, count, len(tracker.events),
-                        _session_start(tracker), self.domain)
+        if newest is not None and rows[-1].id == newest.id:  # the session holds the newest event
+            kept = Kept(tracker, newest.id, newest.timestamp, count, len(tracker.events),
+                        _session_start(tracker), self.domain, oldest_stamp=oldest)
             self.cache.put(sender_id, kept)
             return self._windowed(kept)
         self.cache.drop(sender_id)
@@ -263,14 +266,15 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         self.cache.resize(tracker.sender_id, kept, len(cut.events))  # type: ignore[union-attr]
         return cut
 
-    def _bring_up_to_date(self, session: Any, kept: Kept, count: int) -> bool:
+    def _bring_up_to_date(self, session: Any, kept: Kept) -> bool:
         """Applies the events stored after ``kept``'s newest; False if a full read is needed."""
         E = self.SQLEvent
         rows = session.query(E.id, E.timestamp, E.data) \
-            .filter(E.sender_id == kept.tracker.sender_id, E.id > kept.newest_id) \
+            .filter(E.sender_id == kept.tracker.sender_id, E.id >= kept.newest_id) \
             .order_by(E.id).all()
-        if kept.count + len(rows) != count:  # events were deleted, or stored out of order
-            return False
+        if not rows or (rows[0].id, rows[0].timestamp) != (kept.newest_id, kept.newest_stamp):
+            return False  # the kept tracker's newest event is gone: events were deleted
+        rows = rows[1:]
         if kept.session_start is not None and any(
                 row.timestamp is None or row.timestamp < kept.session_start for row in rows):
             return False  # Rasa's session query would leave these out
@@ -279,7 +283,8 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             return False  # a new session: Rasa reads from its start
         for event in events:
             kept.tracker.update(event)
-        kept.newest_id, kept.newest_stamp, kept.count = rows[-1].id, rows[-1].timestamp, count
+        kept.newest_id, kept.newest_stamp = rows[-1].id, rows[-1].timestamp
+        kept.count += len(rows)
         self.cache.resize(kept.tracker.sender_id, kept, len(kept.tracker.events))  # type: ignore[union-attr]
         return True
 
@@ -305,54 +310,14 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
     def _save_now(self, tracker: DialogueStateTracker) -> None:
         # Rasa 3.6's SQLTrackerStore.save without stream_events (done on the loop),
         # the new events found from the newest stored one; then the bounds.
-        E = self.SQLEvent
         sender_id = tracker.sender_id
         kept = self.cache.get(sender_id) if self.cache is not None else None
-        if kept is not None and kept.tracker is not tracker:
-            kept = None  # another reader's tracker: the kept one is brought up to date later
-        with self.session_scope() as session:
-            # Two indexed reads: the conversation's size and its oldest and newest events.
-            count, oldest_id, newest_id = session.query(
-                sa.func.count(E.id), sa.func.min(E.id), sa.func.max(E.id)
-            ).filter(E.sender_id == sender_id).one()
-            ends = {row.id: row for row in session.query(E.id, E.type_name, E.timestamp, E.data)
-                    .filter(E.id.in_([oldest_id, newest_id]))} if count else {}
-            if kept is not None and kept.newest_id == newest_id and kept.count == count:
-                # The turn's own tracker: what it added since it was read.
-                new = list(itertools.islice(tracker.events, kept.length, None))
-            else:
-                if kept is not None:  # stored by someone else meanwhile: read afresh next time
-                    self.cache.drop(sender_id)  # type: ignore[union-attr]
-                    kept = None
-                new = self._new_events(session, tracker, ends.get(newest_id)) if count \
-                    else list(tracker.events)
-            rows = []
-            for event in new:
-                data = event.as_dict()
-                rows.append(E(
-                    sender_id=sender_id,
-                    type_name=event.type_name,
-                    timestamp=data.get("timestamp"),
-                    intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-                    action_name=data.get("name"),
-                    data=json.dumps(data),
-                ))
-            session.add_all(rows)
-            session.flush()
-            if rows:
-                stored, stamp = rows[-1].id, rows[-1].timestamp
-            elif kept is not None:
-                stored, stamp = newest_id, kept.newest_stamp
-            session.commit()
-        if kept is not None:
-            if any(isinstance(event, SessionStarted) for event in new):
-                self.cache.drop(sender_id)  # type: ignore[union-attr]  # Rasa reads from it on
-            else:
-                kept.newest_id, kept.newest_stamp, kept.count = stored, stamp, count + len(new)
-                self.cache.resize(sender_id, kept, len(tracker.events))  # type: ignore[union-attr]
-        oldest = ends[oldest_id].timestamp if oldest_id in ends else \
-            (new[0].timestamp if new else None)
-        too_many = bool(self.max_events) and count + len(new) > self.max_events
+        if kept is not None and kept.tracker is tracker:
+            count, oldest = self._save_turn(kept)
+            new_count = 0
+        else:  # another reader's tracker: the kept one is brought up to date later
+            count, oldest, new_count = self._save_any(tracker)
+        too_many = bool(self.max_events) and count + new_count > self.max_events
         too_old = bool(self.max_days) and oldest is not None and oldest < self._cutoff()
         if too_many or too_old:
             try:
@@ -360,6 +325,52 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             except Exception as error:  # the turn is stored; the next save tries again
                 logger.error("could not prune a conversation's stored events: %s",
                              type(error).__name__)
+
+    def _save_turn(self, kept: Kept) -> Tuple[int, Optional[float]]:
+        """Stores what the processor's turn added to the kept tracker; its count and oldest.
+
+        Nothing is read first: the turn read the conversation's newest event
+        under the conversation's lock (every writer holds it), so the events
+        after the kept length are exactly the new ones.
+        """
+        E = self.SQLEvent
+        tracker = kept.tracker
+        new = list(itertools.islice(tracker.events, kept.length, None))
+        with self.session_scope() as session:
+            if new:
+                session.execute(sa.insert(E.__table__), [_row(tracker.sender_id, e) for e in new])
+                newest = session.query(E.id, E.timestamp).filter(
+                    E.sender_id == tracker.sender_id).order_by(E.id.desc()).limit(1).one()
+                session.commit()
+                kept.newest_id, kept.newest_stamp = newest.id, newest.timestamp
+        kept.count += len(new)
+        if kept.oldest_stamp is None and new:
+            kept.oldest_stamp = new[0].timestamp
+        if any(isinstance(event, SessionStarted) for event in new):
+            self.cache.drop(tracker.sender_id)  # type: ignore[union-attr]  # Rasa reads from it on
+        else:
+            self.cache.resize(tracker.sender_id, kept, len(tracker.events))  # type: ignore[union-attr]
+        return kept.count, kept.oldest_stamp
+
+    def _save_any(self, tracker: DialogueStateTracker) -> Tuple[int, Optional[float], int]:
+        """Stores a tracker's events after the conversation's newest stored one."""
+        E = self.SQLEvent
+        sender_id = tracker.sender_id
+        with self.session_scope() as session:
+            # Two indexed reads: the conversation's size and its oldest and newest events.
+            count, oldest_id, newest_id = session.query(
+                sa.func.count(E.id), sa.func.min(E.id), sa.func.max(E.id)
+            ).filter(E.sender_id == sender_id).one()
+            ends = {row.id: row for row in session.query(E.id, E.type_name, E.timestamp, E.data)
+                    .filter(E.id.in_([oldest_id, newest_id]))} if count else {}
+            new = self._new_events(session, tracker, ends.get(newest_id)) if count \
+                else list(tracker.events)
+            if new:
+                session.execute(sa.insert(E.__table__), [_row(sender_id, e) for e in new])
+            session.commit()
+        oldest = ends[oldest_id].timestamp if oldest_id in ends else \
+            (new[0].timestamp if new else None)
+        return count, oldest, len(new)
 
     def _new_events(self, session: Any, tracker: DialogueStateTracker,
                     newest: Optional[Any]) -> List[Event]:
@@ -507,6 +518,19 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             if tries >= CUT_ATTEMPTS:
                 break
         return None
+
+
+def _row(sender_id: Text, event: Event) -> Dict[str, Any]:
+    """An ``events`` row as Rasa's SQL store writes it."""
+    data = event.as_dict()
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": data.get("timestamp"),
+        "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+        "action_name": data.get("name"),
+        "data": json.dumps(data),
+    }
 
 
 def _session_start(tracker: DialogueStateTracker) -> Optional[float]:
