@@ -89,10 +89,11 @@ def summarise(path: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
-def record(pid: int, out: Path, duration: float, rate: int) -> subprocess.Popen:
+def record(pid: int, out: Path, duration: float, rate: int, gil: bool) -> subprocess.Popen:
     return subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
                              "--output", str(out), "--duration", str(int(duration)),
-                             "--rate", str(rate), "--threads", "--nonblocking"],
+                             "--rate", str(rate), "--threads", "--nonblocking",
+                             *(["--gil"] if gil else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -103,6 +104,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--session-turns", type=int, default=20)
     parser.add_argument("--rate", type=int, default=100, help="samples per second")
     parser.add_argument("--endpoints", default="endpoints.yml")
+    parser.add_argument("--gil", action="store_true",
+                        help="only samples of the thread holding the GIL: where the Python CPU "
+                             "goes (without it, threads waiting in C, e.g. in SQLite, count too)")
     parser.add_argument("--out", type=Path, default=Path("bench/.profile"))
     args = parser.parse_args(argv)
     if not (BIN / "py-spy").exists():
@@ -132,8 +136,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                              [FAQ_MESSAGE, LOOKUP_MESSAGE], f"profile-{args.users}-",
                              args.session_turns))
         files = {"rasa": args.out / "rasa.txt", "actions": args.out / "actions.txt"}
-        spies = [record(bot.process.pid, files["rasa"], args.duration, args.rate),
-                 record(actions.process.pid, files["actions"], args.duration, args.rate)]
+        spies = [record(bot.process.pid, files["rasa"], args.duration, args.rate, args.gil),
+                 record(actions.process.pid, files["actions"], args.duration, args.rate, args.gil)]
         figures = asyncio.run(run_load("rest", "http://127.0.0.1:16215", args.users,
                                        args.duration, [FAQ_MESSAGE, LOOKUP_MESSAGE],
                                        f"profile-{args.users}-", args.session_turns))

@@ -3,6 +3,7 @@
 - ``perf``: speed-ups of Rasa's hot paths, patched into Rasa by ``install()``;
 - ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
+- ``pststates``: dialogue states extended from the previous prediction;
 - ``socketio``: the socket.io Redis manager the web channel uses;
 - ``version``: the Rasa release all of the above is written for.
 
@@ -22,7 +23,8 @@ def install() -> None:
     Call it before Rasa loads a model: the garbage-collection handling wraps
     the model loader, and a load that has already happened is not revisited.
     """
-    from walletbot.rasa_compat import perf, trackercache
+    from walletbot.rasa_compat import perf, pststates, trackercache
 
     perf.install()
     trackercache.install()
+    pststates.install()
