@@ -327,6 +327,34 @@ def start_prod(user_counts: List[int], session_turns: int) -> Any:
     return stack
 
 
+def plot(results: Dict[str, Dict[int, Dict[str, float]]], path: Path) -> None:
+    """p50 (solid) and p99 (dashed) latency against concurrent users, one colour per target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for n, (name, steps) in enumerate(results.items()):
+        users = sorted(steps)
+        colour = f"C{n}"
+        label = name.replace(" (nginx, 2 replicas, PostgreSQL, Redis)", " (prod profile)")
+        left.plot(users, [steps[u]["p50"] for u in users], "o-", color=colour, label=f"{label} p50")
+        left.plot(users, [steps[u]["p99"] for u in users], "o--", color=colour, alpha=0.6)
+        right.plot(users, [steps[u]["per_second"] for u in users], "o-", color=colour, label=label)
+    left.set_xlabel("concurrent users")
+    left.set_ylabel("latency, ms (solid p50, dashed p99)")
+    right.set_xlabel("concurrent users")
+    right.set_ylabel("messages per second")
+    for axis in (left, right):
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    figure.suptitle("walletbot vs bare Rasa, same machine, same run (bench/latency.py)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per load step")
@@ -344,6 +372,8 @@ def main() -> int:
                              "right after the bot with endpoints.yml")
     parser.add_argument("--model-b", type=Path,
                         help="A/B: also measure the bot with this model (port 16035)")
+    parser.add_argument("--plot", type=Path,
+                        help="write a latency-versus-users plot (PNG, p50 and p99 per target) here")
     parser.add_argument("--prod", action="store_true",
                         help="also measure the production profile (scripts/prod.sh) through nginx")
     args = parser.parse_args()
@@ -472,6 +502,9 @@ def main() -> int:
     print("|---|---|---|")
     for name in memory:
         print(f"| {name} | {load[name]:.1f} | {memory[name]:.0f} |")
+    if args.plot:
+        plot(results, args.plot)
+        print(f"\nplot: {args.plot}")
     if args.json:
         args.json.write_text(json.dumps({"results": results, "memory_mb": memory,
                                          "load_seconds": load}, indent=2, ensure_ascii=False))

@@ -110,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/.profile"))
     args = parser.parse_args(argv)
     if not (BIN / "py-spy").exists():
-        raise SystemExit("py-spy is missing: .venv/bin/pip install -r requirements-dev.txt")
+        raise SystemExit("py-spy is missing: make install (requirements.txt pins it)")
 
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="walletbot-profile-"))
