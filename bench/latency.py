@@ -142,6 +142,19 @@ def train_minimal(out: Path) -> Path:
     return model
 
 
+def start_bare(work: Path, port: int, env: Dict[str, str]) -> Server:
+    """The baseline: plain `rasa run` on the minimal model, in-memory tracker store."""
+    minimal = train_minimal(work)
+    # Explicit --credentials/--endpoints: without them `rasa run` (cwd = the
+    # repository) loads the bot's channels and its SQL tracker store (the dev
+    # database var/tracker.db, whose bench conversations grew from run to run).
+    return Server("bare rasa", [str(BIN / "rasa"), "run", "--model", str(minimal),
+                                "--port", str(port), "--interface", "127.0.0.1",
+                                "--credentials", str(MINIMAL / "credentials.yml"),
+                                "--endpoints", str(MINIMAL / "endpoints.yml")],
+                  env, f"http://127.0.0.1:{port}/", work / "bare.log")
+
+
 @dataclass(frozen=True)
 class WeChatAccount:
     """What a simulated WeChat server needs to sign (and, in safe mode, encrypt)."""
@@ -389,15 +402,7 @@ def main() -> int:
     servers: List[Server] = []
     stack = None
     try:
-        minimal = train_minimal(work)
-        # Explicit --credentials/--endpoints: without them `rasa run` (cwd = the
-        # repository) loads the bot's channels and its SQL tracker store (the dev
-        # database var/tracker.db, whose bench conversations grew from run to run).
-        bare = Server("bare rasa", [str(BIN / "rasa"), "run", "--model", str(minimal),
-                                    "--port", "16005", "--interface", "127.0.0.1",
-                                    "--credentials", str(MINIMAL / "credentials.yml"),
-                                    "--endpoints", str(MINIMAL / "endpoints.yml")],
-                      env, "http://127.0.0.1:16005/", work / "bare.log")
+        bare = start_bare(work, 16005, env)
         servers.append(bare)
         bot_env = dict(env)
         wallet_url = f"sqlite:///{work / 'wallet.db'}"

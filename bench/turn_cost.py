@@ -41,8 +41,7 @@ from typing import Dict, List, Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from latency import (  # noqa: E402  (bench/ is not a package)
-    BIN, BOT_MODEL, FAQ_MESSAGE, LOOKUP_MESSAGE, MINIMAL, ROOT, SERVER, Server,
-    bind_bench_users, rss_mb, train_minimal)
+    BOT_MODEL, FAQ_MESSAGE, LOOKUP_MESSAGE, SERVER, Server, bind_bench_users, rss_mb, start_bare)
 
 MARKS = (5, 50, 200, 500)
 # Turns on either side of a mark that make up its window.
@@ -150,12 +149,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     servers: List[Server] = []
     results: Dict[str, Dict[str, List[float]]] = {}
     try:
-        minimal = train_minimal(work)
-        bare = Server("bare rasa", [str(BIN / "rasa"), "run", "--model", str(minimal),
-                                    "--port", "16105", "--interface", "127.0.0.1",
-                                    "--credentials", str(MINIMAL / "credentials.yml"),
-                                    "--endpoints", str(MINIMAL / "endpoints.yml")],
-                      env, "http://127.0.0.1:16105/", work / "bare.log")
+        bare = start_bare(work, 16105, env)
         servers.append(bare)
         wallet_url = f"sqlite:///{work / 'wallet.db'}"
         bot_env = dict(env, ACTION_ENDPOINT_URL="http://127.0.0.1:16155/webhook",
