@@ -92,6 +92,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from walletbot.rasa_compat.trackercache import DEFAULT_CACHE_EVENTS, Kept, TrackerCache, in_turn
+from walletbot.store.db import use_write_ahead_log
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +179,11 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         @sa.event.listens_for(self.engine, "connect")
         def _pragmas(connection: Any, _: Any) -> None:
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
+            try:
+                use_write_ahead_log(cursor)
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            finally:
+                cursor.close()
 
         self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
 

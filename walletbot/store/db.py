@@ -13,6 +13,8 @@ functions in :mod:`walletbot.store.queries`::
 from __future__ import annotations
 
 import dataclasses
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
@@ -23,6 +25,8 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from walletbot.store.demo import DEMO_BINDINGS, DEMO_TRANSACTIONS, DEMO_USERS
 from walletbot.store.schema import bindings, metadata, transactions, users, utcnow
+
+logger = logging.getLogger(__name__)
 
 ENV_VAR = "WALLET_DB_URL"
 DEFAULT_URL = "sqlite:///var/wallet.db"
@@ -54,13 +58,29 @@ def _sqlite_is_memory(url: sa.engine.URL) -> bool:
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
 
 
+def use_write_ahead_log(cursor: Any) -> None:
+    """Switches the file to write-ahead logging, once (the mode stays in the file).
+
+    Readers then no longer wait for a writer (the Rasa server, the action
+    server and the desk share the file), and a commit syncs once. SQLite
+    refuses the switch while another connection uses the file, without
+    waiting for it: that connection's process switches it, or the next
+    connection does, and until then the default journal works as before.
+    """
+    mode = str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+    if mode in ("wal", "memory"):
+        return
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as error:
+        logger.debug("SQLite journal stays %s for now: %s", mode, error)
+
+
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
-        # Readers no longer wait for a writer (the Rasa server, the action
-        # server and the desk share the file), and a commit syncs once.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        use_write_ahead_log(cursor)
     finally:
         cursor.close()
 
