@@ -59,6 +59,11 @@ def _copy(states: List[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
             for state in states]
 
 
+def _state(domain: Any, replayed: Any, omit_unset_slots: bool) -> Dict[Text, Any]:
+    """The state Rasa builds for a prior tracker (``states_for_tracker_history``'s own call)."""
+    return domain._clean_state(domain.get_active_state(replayed, omit_unset_slots=omit_unset_slots))
+
+
 def _breaks_replay(event: Any, loops: frozenset) -> bool:
     from rasa.shared.core.events import ActionExecuted
 
@@ -87,8 +92,7 @@ def states_for_tracker_history(original: Any) -> Any:
                 return _copy(_extend(self, memo, new, omit_unset_slots, len(events)))
         memo = _rebuild(self, tracker, key, omit_unset_slots)
         tracker._walletbot_states = memo
-        return _copy(memo.states + [self._clean_state(
-            self.get_active_state(memo.replay, omit_unset_slots=omit_unset_slots))])
+        return _copy(memo.states + [_state(self, memo.replay, omit_unset_slots)])
 
     states.__wrapped__ = original  # type: ignore[attr-defined]
     return states
@@ -100,14 +104,12 @@ def _extend(domain: Any, memo: _Memo, new: List[Any], omit_unset_slots: bool,
 
     for event in new:
         if isinstance(event, ActionExecuted):
-            memo.states.append(domain._clean_state(
-                domain.get_active_state(memo.replay, omit_unset_slots=omit_unset_slots)))
+            memo.states.append(_state(domain, memo.replay, omit_unset_slots))
         memo.replay.update(event)
     memo.length = length
     if new:
         memo.last = new[-1]
-    return memo.states + [domain._clean_state(
-        domain.get_active_state(memo.replay, omit_unset_slots=omit_unset_slots))]
+    return memo.states + [_state(domain, memo.replay, omit_unset_slots)]
 
 
 def _rebuild(domain: Any, tracker: Any, key: Tuple[Any, ...], omit_unset_slots: bool) -> _Memo:
@@ -118,8 +120,7 @@ def _rebuild(domain: Any, tracker: Any, key: Tuple[Any, ...], omit_unset_slots: 
     states: List[Dict[Text, Any]] = []
     for event in tracker.applied_events():
         if isinstance(event, ActionExecuted):
-            states.append(domain._clean_state(
-                domain.get_active_state(replay, omit_unset_slots=omit_unset_slots)))
+            states.append(_state(domain, replay, omit_unset_slots))
         replay.update(event)
     events = tracker.events
     loops = frozenset(event.name for event in events if isinstance(event, ActiveLoop) and event.name)

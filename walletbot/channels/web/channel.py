@@ -311,7 +311,9 @@ class WebChatInput(InputChannel):
         try:
             await self.store.touch(session, ttl=self.idle_timeout + 2 * self.sweep_interval)
         except SessionStoreUnavailable:
-            pass
+            # The local mark above still counts; without the shared one the sweep
+            # makes no idle verdict while the store is down (see _sweep).
+            self._touched.pop(session, None)
 
     async def revoke(self, session: str, ttl: Optional[float] = None) -> None:
         """Revokes every token of ``session`` (by default for the longest token lifetime).
@@ -599,8 +601,8 @@ class WebChatInput(InputChannel):
             if info is not None:
                 try:
                     await self.store.remove_socket(info.session, sid)
-                except SessionStoreUnavailable:
-                    pass
+                except SessionStoreUnavailable:  # the entry's TTL removes it
+                    logger.warning("web socket closed; its shared entry expires on its own")
 
         @sio.on("user_uttered")
         async def handle_message(sid: Text, data: Any = None) -> None:

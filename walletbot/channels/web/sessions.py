@@ -208,8 +208,8 @@ class RedisSessionStore:
             try:
                 if value is not None:
                     found[session_id] = float(value)
-            except ValueError:
-                pass
+            except ValueError:  # not written by us: that session has no known activity
+                logger.warning("web session store: unreadable activity time of a session")
         return found
 
     async def add_socket(self, session_id: str, sid: str, ttl: float) -> None:
