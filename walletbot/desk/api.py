@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import importlib
 import logging
 import math
 from datetime import datetime, timezone
@@ -35,6 +36,7 @@ from walletbot.desk.auth import (
     AgentAccount, AgentDirectory, LoginBusy, PasswordChecker, SessionSigner,
 )
 from walletbot.desk.relay import Relay
+from walletbot.desk.routing import HEADERS, DeskRoutes, error, ok
 from walletbot.desk.revocation import Revocations, RevocationUnavailable, make_revocations
 from walletbot.desk.service import AUDIT_PAGE, DeskService, attempted_login
 from walletbot.desk.throttle import (
@@ -49,9 +51,15 @@ from walletbot.store.service import WalletService, WalletUnavailable
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+_JS, _CSS = "text/javascript; charset=utf-8", "text/css; charset=utf-8"
 STATIC_FILES = {
-    "desk.js": "text/javascript; charset=utf-8",
-    "desk.css": "text/css; charset=utf-8",
+    "desk.js": _JS, "desk.css": _CSS,
+    # One script and one stylesheet per feature (see FEATURES).
+    "desk_sla.js": _JS, "desk_sla.css": _CSS,
+    "desk_tools.js": _JS, "desk_tools.css": _CSS,
+    "desk_canned.js": _JS, "desk_canned.css": _CSS,
+    "desk_notify.js": _JS,
+    "dashboard.js": _JS, "dashboard.css": _CSS,
 }
 COOKIE = "desk_session"
 MAX_REPLY_CHARS = 2000
@@ -61,23 +69,16 @@ LOGIN_FAILED = "账号或密码错误，请重试。"
 LOGIN_BUSY = "登录请求过多，请稍后再试。"
 LOGIN_WAIT = "登录尝试过于频繁，请在 {seconds} 秒后重试。"
 LOGIN_LOCKED = "登录失败次数过多，登录已临时锁定，请在 {minutes} 分钟后（{time} 之后）重试。"
-_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-
-def _error(message: str, status: int) -> HTTPResponse:
-    return response.json({"error": message}, status=status, headers=_HEADERS)
-
-
-def _ok(body: Dict[str, Any], status: int = 200) -> HTTPResponse:
-    return response.json(body, status=status, headers=_HEADERS)
+_HEADERS = HEADERS
+# The feature modules that add routes (each has ``register(bp, routes)``).
+FEATURES = (
+    "walletbot.desk.sla",
+    "walletbot.desk.tools",
+    "walletbot.desk.canned",
+    "walletbot.desk.dashboard",
+)
+_error = error
+_ok = ok
 
 
 def audit_json(entry: AuditEntry) -> Dict[str, Any]:
@@ -530,6 +531,10 @@ class DeskInput(InputChannel):
             await self.desk.audit("end_session", actor=claims["sub"],
                                   address=self.client_address(request), ticket_id=ticket.ticket_id)
             return _ok({"ok": True, "sockets": ended.get("sockets", 0)})
+
+        routes = DeskRoutes(channel=self, authed=authed, with_ticket=with_ticket, relay=relay)
+        for feature in FEATURES:
+            importlib.import_module(feature).register(bp, routes)
 
         @bp.listener("after_server_stop")
         async def close_clients(*_: Any) -> None:

@@ -24,8 +24,12 @@ import yaml
 # scrypt parameters: ~16 MB and ~50 ms per check on this machine's class of CPU.
 _N, _R, _P = 2**14, 8, 1
 _SCHEME = "scrypt"
-# Roles an agents file may give (``roles: [admin]``): admins read the audit log.
-ROLES: Tuple[str, ...] = ("admin",)
+# Roles an agents file may give (``roles: [admin]``): admins read the audit log,
+# supervisors see the dashboard and move anyone's tickets, security may lift a
+# freeze the bot applied.
+ROLES: Tuple[str, ...] = ("admin", "supervisor", "security")
+# Open tickets an agent holds at most unless the agents file says otherwise.
+DEFAULT_MAX_TICKETS = 5
 T = TypeVar("T")
 
 
@@ -66,17 +70,30 @@ class AgentAccount:
     name: str
     password_hash: str
     roles: Tuple[str, ...] = ()
+    # Concurrent tickets the agent may hold (claimed, transferred or auto-assigned).
+    max_tickets: int = DEFAULT_MAX_TICKETS
 
     @property
     def is_admin(self) -> bool:
         """Whether the agent may read the audit log."""
         return "admin" in self.roles
 
+    @property
+    def is_supervisor(self) -> bool:
+        """Whether the agent sees the supervisor dashboard and moves others' tickets."""
+        return "supervisor" in self.roles
+
+    def has_role(self, role: str) -> bool:
+        """Whether the agents file gives this agent ``role`` (one of :data:`ROLES`)."""
+        return role in self.roles
+
 
 class AgentDirectory:
-    """The agents of a YAML file: ``agents: [{login, name, password_hash, roles?}]``.
+    """The agents of a YAML file: ``agents: [{login, name, password_hash, roles?, max_tickets?}]``.
 
-    ``roles`` is optional: a list of :data:`ROLES` (``[admin]``).
+    ``roles`` is optional: a list of :data:`ROLES` (``[admin]``). ``max_tickets``
+    is optional: a positive number of tickets held at once (default
+    :data:`DEFAULT_MAX_TICKETS`).
     """
 
     def __init__(self, accounts: Dict[str, AgentAccount]) -> None:
@@ -110,8 +127,14 @@ class AgentDirectory:
                     f"{path}: agent {item['login']!r} has roles {roles!r}; "
                     f"roles must be a list of {', '.join(ROLES)}"
                 )
+            cap = item.get("max_tickets", DEFAULT_MAX_TICKETS)
+            if isinstance(cap, bool) or not isinstance(cap, int) or not 0 < cap <= 100:
+                raise ValueError(
+                    f"{path}: agent {item['login']!r} has max_tickets {cap!r}; "
+                    "give a whole number from 1 to 100"
+                )
             accounts[item["login"]] = AgentAccount(item["login"], item["name"], item["password_hash"],
-                                                   tuple(roles))
+                                                   tuple(roles), cap)
         if not accounts:
             raise ValueError(f"{path}: no agents defined")
         return cls(accounts)

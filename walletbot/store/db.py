@@ -185,8 +185,31 @@ def _is_creation_race(error: exc.DBAPIError) -> bool:
     return isinstance(error, exc.IntegrityError) or "already exists" in str(error.orig)
 
 
+def _add_missing_columns(conn: Connection) -> None:
+    # create_all never alters a table that exists: columns added to the schema
+    # since (all nullable) are added here, so an older database keeps working.
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(
+                    f"wallet DB: table {table.name} lacks the non-nullable column "
+                    f"{column.name}; it cannot be added in place"
+                )
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+            logger.info("wallet DB: added column %s.%s", table.name, column.name)
+
+
 def init_db(engine: Engine) -> None:
-    """Creates the tables that are missing. Seeds nothing: see :func:`seed_demo`.
+    """Creates the tables and the (nullable) columns that are missing. Seeds nothing.
+
+    See :func:`seed_demo` for the demo data.
 
     Idempotent and safe to run from several processes at once: runs are
     serialised by a database lock, and a run that still loses a creation race
@@ -199,6 +222,7 @@ def init_db(engine: Engine) -> None:
         try:
             with engine.begin() as conn:
                 _lock_for_init(conn)
+                _add_missing_columns(conn)
                 metadata.create_all(conn)
             return
         except exc.DBAPIError as error:

@@ -24,6 +24,10 @@ TICKET_CATEGORIES: Tuple[str, ...] = (
     "request_human", "fallback", "account_compromised", "complain", "transaction",
 )
 PRIORITY_URGENT, PRIORITY_HIGH, PRIORITY_NORMAL = 1, 2, 3
+# What the ticket_events table records (walletbot/store/schema.py).
+TICKET_EVENTS: Tuple[str, ...] = (
+    "opened", "claimed", "assigned", "requeued", "transferred", "overdue", "resolved",
+)
 # What the desk's audit log records (walletbot/store/audit.py). Never message text.
 AuditEvent = Literal[
     "login_success", "login_failure", "login_locked", "logout",
@@ -107,6 +111,12 @@ class Ticket:
         created_at: When it was opened (UTC).
         updated_at: Last change (UTC).
         resolved_at: When an agent resolved it (UTC).
+        queued_at: When it last entered the queue (UTC); ``created_at`` if never requeued.
+        claimed_at: When its current agent got it (UTC), if assigned.
+        first_reply_at: The first agent reply (UTC), if any.
+        agent_replied_at: The latest agent reply (UTC), if any.
+        overdue_at: When the queued ticket was marked overdue (UTC), if it is.
+        wait_notice_at: When the user was last told an updated wait (UTC).
     """
 
     ticket_id: int
@@ -122,11 +132,22 @@ class Ticket:
     created_at: datetime
     updated_at: datetime
     resolved_at: Optional[datetime]
+    queued_at: Optional[datetime] = None
+    claimed_at: Optional[datetime] = None
+    first_reply_at: Optional[datetime] = None
+    agent_replied_at: Optional[datetime] = None
+    overdue_at: Optional[datetime] = None
+    wait_notice_at: Optional[datetime] = None
 
     @property
     def number(self) -> str:
         """The ticket number as users and agents see it, e.g. ``"T000042"``."""
         return f"T{self.ticket_id:06d}"
+
+    @property
+    def in_queue_since(self) -> datetime:
+        """When the ticket last entered the queue."""
+        return self.queued_at or self.created_at
 
     @property
     def conversation(self) -> "ConversationId":
@@ -161,3 +182,37 @@ class AuditEntry:
     created_at: datetime
     ticket_id: Optional[int] = None
     user_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TicketEvent:
+    """One step in a ticket's life (the ``ticket_events`` table).
+
+    Attributes:
+        event_id: Increasing id.
+        ticket_id: The ticket.
+        created_at: When (UTC).
+        event: One of :data:`TICKET_EVENTS`.
+        actor: The agent's login, or ``"system"``.
+        target: The agent it concerns (transfer target, agent it was taken from).
+        reason: Why (masked), if given.
+    """
+
+    event_id: int
+    ticket_id: int
+    created_at: datetime
+    event: str
+    actor: Optional[str] = None
+    target: Optional[str] = None
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class TicketNote:
+    """An agent's internal note on a ticket; never shown to the user."""
+
+    note_id: int
+    ticket_id: int
+    agent: str
+    text: str
+    created_at: datetime

@@ -190,6 +190,19 @@ tickets = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.Column("updated_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    # Service-level clocks (walletbot/desk/sla.py). Nullable because init_db adds
+    # them to tickets of older databases; NULL queued_at reads as created_at.
+    # queued_at: when it last entered the queue (opened, requeued, sent back).
+    sa.Column("queued_at", UTCDateTime(), nullable=True),
+    # claimed_at: when its current agent got it (claim, transfer, auto-assign).
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
+    # first_reply_at: the first agent reply ever; agent_replied_at: the latest.
+    sa.Column("first_reply_at", UTCDateTime(), nullable=True),
+    sa.Column("agent_replied_at", UTCDateTime(), nullable=True),
+    # overdue_at: when the queued ticket was found past its target and announced
+    # (cleared when it is requeued); wait_notice_at: the user's last wait update.
+    sa.Column("overdue_at", UTCDateTime(), nullable=True),
+    sa.Column("wait_notice_at", UTCDateTime(), nullable=True),
     sa.CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
     sa.CheckConstraint(_in("category", TICKET_CATEGORIES), name="category"),
     sa.CheckConstraint("priority BETWEEN 1 AND 3", name="priority"),
@@ -233,4 +246,50 @@ audit_log = sa.Table(
     sa.Column("user_id", sa.String(32), nullable=True),
     sa.CheckConstraint(_in("event", AUDIT_EVENTS), name="event"),
     sa.Index("ix_audit_log_created", "created_at"),
+)
+
+
+# What happened to a ticket, in order: opened, claimed, requeued, transferred,
+# resolved (see TICKET_EVENTS). The dashboard's wait and handling times and the
+# desk's "why did this come back" notices read it. ``reason`` is the agent's or
+# the timer's reason, PII-masked; never a message to or from the user.
+ticket_events = sa.Table(
+    "ticket_events",
+    metadata,
+    sa.Column("event_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.ticket_id"), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("event", sa.String(32), nullable=False),
+    # Who did it: an agent's login, or "system" for timers and the bot.
+    sa.Column("actor", sa.String(64), nullable=True),
+    # Whom it concerns: the agent a ticket was transferred to or taken from.
+    sa.Column("target", sa.String(64), nullable=True),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Index("ix_ticket_events_ticket", "ticket_id", "event_id"),
+    sa.Index("ix_ticket_events_created", "created_at"),
+)
+
+# Agents' internal notes on a ticket: shown on the desk, never to the user,
+# never in the transcript or the tracker (PII-masked like everything stored).
+ticket_notes = sa.Table(
+    "ticket_notes",
+    metadata,
+    sa.Column("note_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.Integer(), sa.ForeignKey("tickets.ticket_id"), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("text", sa.Text(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Index("ix_ticket_notes_ticket", "ticket_id", "note_id"),
+)
+
+# Which agents are at the desk: a console's poll refreshes last_seen_at (at
+# most every few seconds per replica), and ``available`` is the agent's own
+# 接单 / 暂停接单 switch. Auto-assignment and the dashboard's "agents online" read it.
+agent_presence = sa.Table(
+    "agent_presence",
+    metadata,
+    sa.Column("login", sa.String(64), primary_key=True),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False, default=utcnow),
+    sa.Column("available", sa.Boolean(name="available_bool"), nullable=False,
+              default=True, server_default=sa.true()),
 )

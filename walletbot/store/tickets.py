@@ -12,8 +12,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from walletbot.store.rows import TICKET_CATEGORIES, TICKET_STATUSES, Ticket
-from walletbot.store.schema import feedback, tickets, utcnow
+from walletbot.privacy import mask_pii
+from walletbot.store.rows import (
+    TICKET_CATEGORIES, TICKET_EVENTS, TICKET_STATUSES, Ticket, TicketEvent,
+)
+from walletbot.store.schema import feedback, ticket_events, tickets, utcnow
 
 OPEN_STATUSES: Tuple[str, ...] = ("queued", "assigned")
 _MAX_SENDER = tickets.c.sender_id.type.length
@@ -39,7 +42,41 @@ def _ticket(row: Any) -> Ticket:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         resolved_at=m["resolved_at"],
+        queued_at=m["queued_at"],
+        claimed_at=m["claimed_at"],
+        first_reply_at=m["first_reply_at"],
+        agent_replied_at=m["agent_replied_at"],
+        overdue_at=m["overdue_at"],
+        wait_notice_at=m["wait_notice_at"],
     )
+
+
+def add_event(
+    *, conn: Connection, ticket_id: int, event: str, actor: Optional[str] = None,
+    target: Optional[str] = None, reason: Optional[str] = None, at: Optional[Any] = None,
+) -> int:
+    """Records a step of a ticket's life; ``reason`` is PII-masked on the way in.
+
+    Returns:
+        The event id.
+
+    Raises:
+        ValueError: Unknown event.
+    """
+    if event not in TICKET_EVENTS:
+        raise ValueError(f"unknown ticket event {event!r}: use one of {', '.join(TICKET_EVENTS)}")
+    result = conn.execute(sa.insert(ticket_events).values(
+        ticket_id=ticket_id, event=event, actor=actor, target=target,
+        reason=mask_pii(reason) if reason else None, created_at=at or utcnow(),
+    ))
+    return int(result.inserted_primary_key[0])
+
+
+def events_of(*, conn: Connection, ticket_id: int) -> List[TicketEvent]:
+    """The ticket's events, oldest first."""
+    stmt = (sa.select(ticket_events).where(ticket_events.c.ticket_id == ticket_id)
+            .order_by(ticket_events.c.event_id))
+    return [TicketEvent(**dict(row._mapping)) for row in conn.execute(stmt)]
 
 
 def _insert(conn: Connection) -> Any:
@@ -106,7 +143,7 @@ def open_ticket(
         channel=channel, sender_id=sender_id, user_id=user_id, category=category,
         priority=priority, status="queued", summary=summary,
         transcript=json.dumps(list(transcript), ensure_ascii=False),
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, queued_at=now,
     ).on_conflict_do_nothing(
         index_elements=[tickets.c.channel, tickets.c.sender_id],
         index_where=tickets.c.status != "resolved",
@@ -115,6 +152,9 @@ def open_ticket(
     ticket = open_ticket_for(conn=conn, channel=channel, sender_id=sender_id)
     if ticket is None:  # pragma: no cover - resolved between insert and select
         raise RuntimeError("the conversation's ticket vanished; retry")
+    if created:
+        add_event(conn=conn, ticket_id=ticket.ticket_id, event="opened", actor="system",
+                  reason=category, at=now)
     if not created and priority < ticket.priority:
         conn.execute(
             sa.update(tickets).where(tickets.c.ticket_id == ticket.ticket_id)
@@ -175,12 +215,16 @@ def claim_ticket(*, conn: Connection, ticket_id: int, agent: str) -> bool:
     Returns:
         Whether this agent got it (False: taken by someone else, resolved, missing).
     """
+    now = utcnow()
     stmt = (
         sa.update(tickets)
         .where(tickets.c.ticket_id == ticket_id, tickets.c.status == "queued")
-        .values(status="assigned", agent=agent, updated_at=utcnow())
+        .values(status="assigned", agent=agent, updated_at=now, claimed_at=now, overdue_at=None)
     )
-    return conn.execute(stmt).rowcount == 1
+    if conn.execute(stmt).rowcount != 1:
+        return False
+    add_event(conn=conn, ticket_id=ticket_id, event="claimed", actor=agent, target=agent, at=now)
+    return True
 
 
 def resolve_ticket(*, conn: Connection, ticket_id: int, agent: str) -> bool:
@@ -196,13 +240,20 @@ def resolve_ticket(*, conn: Connection, ticket_id: int, agent: str) -> bool:
                tickets.c.agent == agent)
         .values(status="resolved", updated_at=now, resolved_at=now)
     )
-    return conn.execute(stmt).rowcount == 1
+    if conn.execute(stmt).rowcount != 1:
+        return False
+    add_event(conn=conn, ticket_id=ticket_id, event="resolved", actor=agent, at=now)
+    return True
 
 
 def touch_ticket(*, conn: Connection, ticket_id: int) -> None:
-    """Records activity on the ticket (an agent reply)."""
+    """Records an agent reply: the latest reply time, and the first one if it is the first."""
+    now = utcnow()
     conn.execute(
-        sa.update(tickets).where(tickets.c.ticket_id == ticket_id).values(updated_at=utcnow())
+        sa.update(tickets).where(tickets.c.ticket_id == ticket_id).values(
+            updated_at=now, agent_replied_at=now,
+            first_reply_at=sa.func.coalesce(tickets.c.first_reply_at, now),
+        )
     )
 
 

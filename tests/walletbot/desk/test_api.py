@@ -57,9 +57,9 @@ async def test_the_session_cookie_is_secure_in_production(wallet, monkeypatch, p
 async def test_me_tells_the_roles(wallet):
     async with serve_desk(make_desk(wallet)) as desk, client() as http:
         status, body, _ = await login(http, desk.base, "agent1")
-        assert status == 200 and body["roles"] == ["admin"]
+        assert status == 200 and body["roles"] == ["admin", "supervisor", "security"]
         _, me, _ = await call(http, "GET", f"{desk.base}/api/me", token=body["token"])
-        assert me == {"login": "agent1", "name": "小王", "roles": ["admin"]}
+        assert me == {"login": "agent1", "name": "小王", "roles": ["admin", "supervisor", "security"]}
         token = await token_of(http, desk.base, "agent2")
         _, me, _ = await call(http, "GET", f"{desk.base}/api/me", token=token)
         assert me["roles"] == []

@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from walletbot.desk.auth import (
-    AgentAccount, AgentDirectory, SessionSigner, hash_password, verify_password,
+    DEFAULT_MAX_TICKETS, AgentAccount, AgentDirectory, SessionSigner, hash_password, verify_password,
 )
 from walletbot.settings import PROJECT_ROOT
 
@@ -77,8 +77,11 @@ def test_a_session_secret_is_required():
 
 def test_roles_are_optional_and_checked(tmp_path):
     directory = AgentDirectory.from_file(PROJECT_ROOT / "config" / "agents.dev.yml")
-    assert directory.accounts["agent1"].roles == ("admin",) and directory.accounts["agent1"].is_admin
-    assert directory.accounts["agent2"].roles == () and not directory.accounts["agent2"].is_admin
+    agent1, agent2 = directory.accounts["agent1"], directory.accounts["agent2"]
+    assert agent1.roles == ("admin", "supervisor", "security") and agent1.is_admin
+    assert agent1.is_supervisor and agent1.has_role("security")
+    assert agent2.roles == () and not agent2.is_admin and not agent2.is_supervisor
+    assert agent2.max_tickets == DEFAULT_MAX_TICKETS
     path = tmp_path / "agents.yml"
     hashed = hash_password("pw")
     for roles in ("[root]", "admin", "[admin, {x: 1}]"):
@@ -86,6 +89,14 @@ def test_roles_are_optional_and_checked(tmp_path):
                         f"    roles: {roles}\n", encoding="utf-8")
         with pytest.raises(ValueError, match="roles"):
             AgentDirectory.from_file(path)
+    for cap in ("0", "-1", "true", "'3'", "101", "2.5"):
+        path.write_text(f"agents:\n  - login: a\n    name: A\n    password_hash: '{hashed}'\n"
+                        f"    max_tickets: {cap}\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="max_tickets"):
+            AgentDirectory.from_file(path)
+    path.write_text(f"agents:\n  - login: a\n    name: A\n    password_hash: '{hashed}'\n"
+                    "    max_tickets: 2\n", encoding="utf-8")
+    assert AgentDirectory.from_file(path).accounts["a"].max_tickets == 2
 
 
 def test_every_session_has_its_own_id_and_one_without_is_refused():

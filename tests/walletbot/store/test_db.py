@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timezone
+from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +23,8 @@ from walletbot.store import (
 )
 from walletbot.store import db as db_module
 from walletbot.store import queries as queries_module
+from walletbot.store import schema
+from walletbot.store import tickets as tq
 
 
 def _counts(engine: Engine) -> tuple:
@@ -193,3 +195,27 @@ def test_check_constraints_refuse_unknown_types(engine):
                 order_id="XX1", user_id="U1001", tx_type="loan", amount=Decimal("1.00"),
                 method="balance", status="success", created_at=now, updated_at=now))
 
+
+
+def test_init_db_adds_new_ticket_columns_to_an_older_database(bare_engine):
+    # A tickets table as the schema had it before the service-level clocks.
+    old = sa.MetaData()
+    columns = [c.copy() for c in schema.tickets.columns if c.name not in {
+        "queued_at", "claimed_at", "first_reply_at", "agent_replied_at", "overdue_at",
+        "wait_notice_at"}]
+    sa.Table("users", old, *[c.copy() for c in schema.users.columns])
+    sa.Table("tickets", old, *columns)
+    old.create_all(bare_engine)
+    with bare_engine.begin() as conn:
+        then = datetime(2026, 11, 1, tzinfo=timezone.utc)
+        conn.execute(sa.insert(old.tables["tickets"]).values(
+            channel="web", sender_id="old", category="complain", priority=3, status="queued",
+            transcript="[]", created_at=then, updated_at=then))
+    init_db(bare_engine)
+    init_db(bare_engine)  # and again: nothing left to add
+    present = {c["name"] for c in sa.inspect(bare_engine).get_columns("tickets")}
+    assert {"queued_at", "claimed_at", "overdue_at", "wait_notice_at"} <= present
+    with bare_engine.begin() as conn:
+        ticket = tq.list_tickets(conn=conn)[0]
+        assert ticket.queued_at is None and ticket.in_queue_since == ticket.created_at
+        assert tq.claim_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent1")

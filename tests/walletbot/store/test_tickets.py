@@ -165,3 +165,39 @@ def test_open_ticket_refuses_bad_values(conn, kwargs):
     args = dict(category="request_human", priority=3) | kwargs
     with pytest.raises(ValueError):
         tq.open_ticket(conn=conn, channel="web", sender_id=sender, **args)
+
+
+def test_a_tickets_clocks_and_events_follow_open_claim_reply_resolve(conn):
+    ticket, _ = tq.open_ticket(conn=conn, channel="web", sender_id="clock", category="complain",
+                               priority=2)
+    assert ticket.queued_at == ticket.created_at == ticket.in_queue_since
+    assert ticket.claimed_at is None and ticket.first_reply_at is None
+    assert tq.claim_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent1")
+    claimed = tq.get_ticket(conn=conn, ticket_id=ticket.ticket_id)
+    assert claimed.claimed_at >= ticket.queued_at and claimed.agent_replied_at is None
+    tq.touch_ticket(conn=conn, ticket_id=ticket.ticket_id)
+    first = tq.get_ticket(conn=conn, ticket_id=ticket.ticket_id)
+    tq.touch_ticket(conn=conn, ticket_id=ticket.ticket_id)
+    second = tq.get_ticket(conn=conn, ticket_id=ticket.ticket_id)
+    # The first reply stays the first; the latest moves on.
+    assert second.first_reply_at == first.first_reply_at == first.agent_replied_at
+    assert second.agent_replied_at >= first.agent_replied_at
+    assert tq.resolve_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent1")
+    events = tq.events_of(conn=conn, ticket_id=ticket.ticket_id)
+    assert [(e.event, e.actor) for e in events] == [
+        ("opened", "system"), ("claimed", "agent1"), ("resolved", "agent1")]
+    assert events[0].reason == "complain"
+    # A lost claim and a refused resolve record nothing.
+    assert not tq.claim_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent2")
+    assert len(tq.events_of(conn=conn, ticket_id=ticket.ticket_id)) == 3
+
+
+def test_an_event_reason_is_masked_and_an_unknown_event_refused(conn):
+    ticket, _ = tq.open_ticket(conn=conn, channel="web", sender_id="mask", category="complain",
+                               priority=3)
+    tq.add_event(conn=conn, ticket_id=ticket.ticket_id, event="transferred", actor="agent1",
+                 target="agent2", reason="用户卡号 6222 0212 3456 7890 123 需核实")
+    reason = tq.events_of(conn=conn, ticket_id=ticket.ticket_id)[-1].reason
+    assert "6222 0212 3456 7890 123" not in reason and "7890" not in reason.replace(" ", "")[:-3]
+    with pytest.raises(ValueError, match="unknown ticket event"):
+        tq.add_event(conn=conn, ticket_id=ticket.ticket_id, event="deleted")

@@ -1,5 +1,6 @@
 // Agent desk. Polls the queue and the open ticket every 2 s; all text goes in
-// with textContent, never as HTML.
+// with textContent, never as HTML. Feature scripts (desk_*.js, loaded after
+// this one) use window.Desk: its helpers, and hooks called after each render.
 (function () {
   "use strict";
   if (document.body.classList.contains("login-page")) {
@@ -42,6 +43,13 @@
     n.hidden = !text; n.textContent = text || "";
   }
 
+  var hooks = { me: [], queue: [], detail: [] };
+  function run(name, arg, extra) {
+    hooks[name].forEach(function (fn) {
+      try { fn(arg, extra); } catch (e) { if (window.console) { console.error(e); } }
+    });
+  }
+
   function renderQueue(tickets) {
     var list = document.getElementById("tickets");
     list.textContent = "";
@@ -60,6 +68,7 @@
       li.addEventListener("click", function () { select(t.id); });
       list.appendChild(li);
     });
+    run("queue", tickets, list);
   }
 
   function refreshQueue() {
@@ -107,6 +116,7 @@
     if (!t.transactions || !t.transactions.length) {
       var tr = el("tr"); var td = el("td", null, "无"); td.colSpan = 4; tr.appendChild(td); body.appendChild(tr);
     }
+    run("detail", t);
   }
 
   function refreshDetail() {
@@ -149,8 +159,18 @@
     fetch("logout", { method: "POST", credentials: "same-origin" }).then(function () { location.href = "login"; });
   });
 
+  window.Desk = {
+    api: api, el: el, time: time, notice: notice, select: select,
+    refreshQueue: refreshQueue, refreshDetail: refreshDetail,
+    me: function () { return me; }, selected: function () { return selected; },
+    view: function () { return view; },
+    // Desk.on("me" | "queue" | "detail", fn): fn(me), fn(tickets, listElement), fn(ticket).
+    on: function (name, fn) { hooks[name].push(fn); }
+  };
+
   api("me").then(function (m) {
     me = m;
+    run("me", m);
     document.getElementById("me").textContent = "客服：" + m.name + "（" + m.login + "）";
     refreshQueue();
     setInterval(refreshQueue, 2000);

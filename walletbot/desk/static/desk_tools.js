@@ -1,0 +1,1 @@
+// (feature script: see walletbot/desk/api.py FEATURES)
