@@ -11,9 +11,9 @@ MODEL   := models/walletbot.tar.gz
 ENV     := . scripts/env.sh &&
 FAQ_NLU := data/nlu/faq.yml
 KB      := $(wildcard data/faq/*.yml)
-# Everything the trained model depends on.
+# Everything the trained model depends on (data/desk/ is the desk's canned replies: not training data).
 MODEL_INPUTS := config.yml domain.yml $(FAQ_NLU) \
-	$(filter-out $(FAQ_NLU),$(shell find data -type f -name '*.yml' -not -path 'data/faq/*')) \
+	$(filter-out $(FAQ_NLU),$(shell find data -type f -name '*.yml' -not -path 'data/faq/*' -not -path 'data/desk/*')) \
 	$(wildcard data/jieba/*) $(wildcard walletbot/nlu/*.py)
 
 .PHONY: help deps install data validate train run test test-fast constraints clean

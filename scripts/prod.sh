@@ -224,9 +224,14 @@ say "PostgreSQL on 127.0.0.1:$PG_PORT, Redis on $REDIS_HOST:$REDIS_PORT"
 # --- action server and the Rasa replicas ----------------------------------------
 start actions APP "${RASA[@]}" run actions --actions actions --port "$ACTION_PORT" </dev/null
 replica=0
+# Each replica has a metrics port of its own (METRICS_PORT, METRICS_PORT_2); the
+# action server reads ACTION_METRICS_PORT. All on METRICS_HOST (127.0.0.1): nginx
+# never proxies them.
+metrics_ports=("${METRICS_PORT:-}" "${METRICS_PORT_2:-}")
 for port in "$RASA_PORT" "$RASA_PORT_2"; do
   replica=$((replica + 1))
-  start "rasa-$replica" APP "${RASA[@]}" run --model "$MODEL" \
+  start "rasa-$replica" APP env "METRICS_PORT=${metrics_ports[$((replica - 1))]}" \
+    "${RASA[@]}" run --model "$MODEL" \
     --interface 127.0.0.1 --port "$port" \
     --enable-api --auth-token "$RASA_AUTH_TOKEN" \
     --endpoints config/prod/endpoints.yml --credentials credentials.yml </dev/null
@@ -284,6 +289,7 @@ prod.sh: ready (production profile). Ctrl-C stops everything.
   rasa-2           http://127.0.0.1:$RASA_PORT_2/
     HTTP API       http://127.0.0.1:$RASA_PORT/status?token=... (RASA_AUTH_TOKEN; this machine only)
   action server    http://127.0.0.1:$ACTION_PORT/health
+  metrics          http://$METRICS_HOST:$METRICS_PORT/metrics (rasa-1), :$METRICS_PORT_2 (rasa-2), :$ACTION_METRICS_PORT (actions)
   PostgreSQL       127.0.0.1:$PG_PORT (tracker store and wallet DB; data in $PGDATA)
   Redis            $REDIS_HOST:$REDIS_PORT
   nginx log        $NGX/access.log

@@ -90,7 +90,8 @@ walletbot is ready ($WALLETBOT_ENV profile)
   agent desk   $BASE/webhooks/desk/           agent1 or agent2, password dev-agent-password
   WeChat       $BASE/webhooks/wechat/webhook  token: $WECHAT_TOKEN (plaintext mode)
   REST         curl -s $BASE/webhooks/rest/webhook -d '{"sender": "zhangsan", "message": "提现一般几天到账"}'
-  logs         $LOG_DIR/rasa.log, $LOG_DIR/actions.log
+  logs         $LOG_DIR/rasa.log, $LOG_DIR/actions.log (LOG_FORMAT=$LOG_FORMAT)
+  metrics      http://$METRICS_HOST:$METRICS_PORT/metrics (Rasa), http://$METRICS_HOST:$ACTION_METRICS_PORT/metrics (actions)
 Stop with Ctrl-C.
 BANNER
 wait -n "${pids[@]}" || true

@@ -11,10 +11,10 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
-from walletbot.trainer import cmd_data, cmd_model
+from walletbot.trainer import cmd_data, cmd_model, cmd_report
 from walletbot.trainer.command import Command, add_commands
 
-COMMANDS: Tuple[Command, ...] = (*cmd_data.COMMANDS, *cmd_model.COMMANDS)
+COMMANDS: Tuple[Command, ...] = (*cmd_data.COMMANDS, *cmd_model.COMMANDS, *cmd_report.COMMANDS)
 
 _EPILOG = """\
 everyday loop:
@@ -24,6 +24,7 @@ everyday loop:
   walletbot evaluate
   walletbot promote --reload
   walletbot review          # then label the file and: walletbot review import FILE
+  walletbot report --days 7 # the desk dashboard's figures (--format csv for a spreadsheet)
 """
 
 

@@ -10,7 +10,9 @@ The arguments are Rasa's own (``rasa --help``). Before Rasa's CLI sees them:
    required versions and the fix, and exits with status 3 without importing
    Rasa;
 2. ``walletbot.rasa_compat.install()`` patches the speed-ups into Rasa
-   (walletbot/rasa_compat/perf.py), before any model is loaded.
+   (walletbot/rasa_compat/perf.py), before any model is loaded;
+3. ``walletbot.ops.observe.start()`` sets up the process's logs
+   (``LOG_FORMAT``) and starts its metrics listener (README, "Metrics").
 
 Every launcher (scripts/run.sh, scripts/prod.sh, the Docker image, the
 tests' and benchmarks' servers) goes through here instead of ``rasa``, so the
@@ -19,10 +21,11 @@ patches no longer depend on which channels a server happens to configure.
 Why a module of its own rather than ``python -m walletbot.rasa_compat``: the
 command names what it starts (the walletbot server), and the quarantine
 package stays a library of patches with no side effects on import; all this
-module does is order the three steps.
+module does is order the steps.
 
-The action server (``run actions``) gets the version check only: the
-speed-ups are for the Rasa server's turns, and installing them imports
+The action server (``run actions``) gets the version check and step 3 only
+(its part of step 3 touches Rasa SDK, not Rasa): the speed-ups are for the
+Rasa server's turns, and installing them imports
 Rasa's core (TensorFlow included): measured, the action server answered
 /health after 19-22 s instead of 5.5-6 s, with 540 MB resident instead of
 120 MB.
@@ -48,10 +51,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     version.check_or_exit("walletbot.server")
 
-    if not is_action_server(args):
+    action_server = is_action_server(args)
+    if not action_server:
         from walletbot import rasa_compat
 
         rasa_compat.install()
+
+    from walletbot.ops import observe
+
+    observe.start(action_server=action_server)
 
     import rasa.__main__
 

@@ -73,6 +73,66 @@ def _per_minute(raw: str) -> int:
         return DEFAULT_RATE_LIMIT_PER_MINUTE
 
 
+DEFAULT_DESK_PRESENCE_SECONDS = 60
+
+
+def _flag(raw: Optional[str]) -> bool:
+    return (raw or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _presence_seconds(raw: Optional[str]) -> int:
+    try:
+        seconds = int((raw or "").strip() or DEFAULT_DESK_PRESENCE_SECONDS)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        logger.warning("DESK_PRESENCE_SECONDS must be a positive number; using %d",
+                       DEFAULT_DESK_PRESENCE_SECONDS)
+        return DEFAULT_DESK_PRESENCE_SECONDS
+    return seconds
+
+
+def unfreeze_checks(raw: Optional[str]) -> "tuple[tuple[str, str], ...]":
+    """``id:label,id:label`` (DESK_UNFREEZE_VERIFICATIONS) as ``((id, label), ...)``.
+
+    Items without an id or a label are skipped (and logged).
+    """
+    checks = []
+    for item in (raw or "").split(","):
+        key, _, label = item.partition(":")
+        key, label = key.strip(), label.strip()
+        if key and label:
+            checks.append((key, label))
+        elif item.strip():
+            logger.warning("DESK_UNFREEZE_VERIFICATIONS: %r is not id:label; skipped", item.strip())
+    return tuple(checks)
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def _log_format(source: Mapping[str, str]) -> str:
+    """LOG_FORMAT; unset: json in production (for log collectors), text elsewhere (for people)."""
+    default = "json" if source.get("WALLETBOT_ENV", "dev") == "production" else "text"
+    raw = (source.get("LOG_FORMAT") or "").strip().lower()
+    if raw and raw not in LOG_FORMATS:
+        logger.warning("LOG_FORMAT must be json or text, not %r; using %s", raw, default)
+    return raw if raw in LOG_FORMATS else default
+
+
+def _port_or_off(source: Mapping[str, str], key: str) -> Optional[int]:
+    """A TCP port; unset, empty or 0: None (that listener is off)."""
+    raw = (source.get(key) or "").strip()
+    try:
+        port = int(raw or 0)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        logger.warning("%s must be a port number (0: off), not %r; metrics are off", key, raw)
+        return None
+    return port or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings of the bot's Python code (servers and actions).
@@ -91,8 +151,27 @@ class Settings:
         service_timezone: Time zone of ``service_hours``.
         rasa_port: Port of the local Rasa server.
         model: The model file to serve (``MODEL``), if set.
+        desk_agents_file: The desk's agents file (``DESK_AGENTS_FILE``; names for
+            ``walletbot report``), if set.
         wechat: ``WECHAT_*`` values by their lower-case suffix (``token``, ``app_id``…),
             the fallback of ``credentials.yml``.
+        desk_auto_assign: Hand queued tickets to the least-loaded available agent.
+        desk_presence_seconds: How recently an agent's console must have been seen
+            to count as online (auto-assignment, the agents list).
+        desk_unfreeze_checks: ``(id, label)`` of the identity checks a security
+            agent chooses from before lifting a freeze (none: unfreezing is off).
+        desk_canned_file: The agents' canned replies (``DESK_CANNED_FILE``; relative to
+            the project folder).
+        desk_canned_placeholders: The facts canned replies refer to as ``{{key}}``
+            (``DESK_CANNED_PLACEHOLDERS``; by default the knowledge base's).
+        sla: ``DESK_SLA_*`` values by their lower-case suffix (``queue_minutes``…),
+            parsed and checked by :class:`walletbot.handoff.levels.ServiceLevels`.
+        log_format: ``json`` (one JSON object a line; the production default) or
+            ``text`` (Rasa's own lines; the development default): ``LOG_FORMAT``.
+        metrics_host: Address the Prometheus listeners bind (``METRICS_HOST``;
+            127.0.0.1, never public: walletbot/ops/metrics.py says why).
+        metrics_port: This Rasa server's metrics port (``METRICS_PORT``); None: off.
+        action_metrics_port: The action server's (``ACTION_METRICS_PORT``); None: off.
     """
 
     env: str
@@ -107,7 +186,18 @@ class Settings:
     service_timezone: str = "Asia/Shanghai"
     rasa_port: str = "5005"
     model: Optional[str] = None
+    desk_agents_file: Optional[str] = None
     wechat: Mapping[str, str] = field(default_factory=dict)
+    desk_auto_assign: bool = False
+    desk_presence_seconds: int = DEFAULT_DESK_PRESENCE_SECONDS
+    desk_unfreeze_checks: "tuple[tuple[str, str], ...]" = ()
+    desk_canned_file: str = "data/desk/canned.yml"
+    desk_canned_placeholders: str = "data/faq/_placeholders.yml"
+    sla: Mapping[str, str] = field(default_factory=dict)
+    log_format: str = "text"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Optional[int] = None
+    action_metrics_port: Optional[int] = None
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -129,8 +219,22 @@ class Settings:
             service_timezone=source.get("HANDOFF_TIMEZONE") or "Asia/Shanghai",
             rasa_port=source.get("RASA_PORT") or "5005",
             model=(source.get("MODEL") or "").strip() or None,
+            desk_agents_file=(source.get("DESK_AGENTS_FILE") or "").strip() or None,
             wechat={key[len("WECHAT_"):].lower(): value for key, value in source.items()
                     if key.startswith("WECHAT_")},
+            desk_auto_assign=_flag(source.get("DESK_AUTO_ASSIGN")),
+            desk_presence_seconds=_presence_seconds(source.get("DESK_PRESENCE_SECONDS")),
+            desk_unfreeze_checks=unfreeze_checks(source.get("DESK_UNFREEZE_VERIFICATIONS")),
+            desk_canned_file=(source.get("DESK_CANNED_FILE") or "").strip()
+            or "data/desk/canned.yml",
+            desk_canned_placeholders=(source.get("DESK_CANNED_PLACEHOLDERS") or "").strip()
+            or "data/faq/_placeholders.yml",
+            sla={key[len("DESK_SLA_"):].lower(): value for key, value in source.items()
+                 if key.startswith("DESK_SLA_")},
+            log_format=_log_format(source),
+            metrics_host=(source.get("METRICS_HOST") or "").strip() or "127.0.0.1",
+            metrics_port=_port_or_off(source, "METRICS_PORT"),
+            action_metrics_port=_port_or_off(source, "ACTION_METRICS_PORT"),
         )
 
     @property
@@ -299,6 +403,13 @@ def check_startup(environ: Optional[Mapping[str, str]] = None) -> int:
     Every refusal is printed, one line each, naming the variable and the rule.
     """
     settings = Settings.from_env(environ)
+    from walletbot.handoff.levels import service_level_problem
+
+    # Service levels are checked in every profile: a typo must not switch a timer off.
+    sla = service_level_problem(settings)
+    if sla:
+        print(f"refusing to start: {sla}", file=sys.stderr)
+        return 1
     if not settings.is_production:
         return 0
     # The API and session keys get their own messages (weak_secrets), the rest one line.

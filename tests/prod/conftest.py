@@ -228,7 +228,8 @@ def start_stack(model: Path, extra: Optional[Dict[str, str]] = None) -> ProdStac
     # Not under pytest's 0700 tmp folder: PostgreSQL runs as `postgres` when we are root.
     folder = Path(tempfile.mkdtemp(prefix="walletbot-prod-", dir="/tmp"))
     folder.chmod(0o755)
-    names = ["postgres", "redis", "rasa_1", "rasa_2", "actions", "nginx"]
+    names = ["postgres", "redis", "rasa_1", "rasa_2", "actions", "nginx",
+             "metrics_1", "metrics_2", "metrics_actions"]
     ports = dict(zip(names, free_ports(len(names))))
     env_file = folder / "local.env"
     made = subprocess.run(
@@ -240,6 +241,8 @@ def start_stack(model: Path, extra: Optional[Dict[str, str]] = None) -> ProdStac
     with env_file.open("a", encoding="utf-8") as handle:
         handle.write(f"RASA_PORT={ports['rasa_1']}\nRASA_PORT_2={ports['rasa_2']}\n"
                      f"ACTION_PORT={ports['actions']}\nNGINX_PORT={ports['nginx']}\n"
+                     f"METRICS_PORT={ports['metrics_1']}\nMETRICS_PORT_2={ports['metrics_2']}\n"
+                     f"ACTION_METRICS_PORT={ports['metrics_actions']}\n"
                      f"PROD_DATA_DIR={folder / 'data'}\nMODEL={model}\n")
         extra = dict(extra or {})
         if extra.get("RATE_LIMIT_PER_MINUTE", "").strip() == "0":

@@ -63,6 +63,9 @@ def api_attacks(stack: ProdStack) -> List[Tuple[str, str, Any]]:
         ("GET", "/webhooks/", None),
         ("GET", "/webhooks/socketio/", None),  # a channel not in credentials.yml
         ("GET", "/admin", None),
+        # The metrics have ports of their own (never proxied); no path of nginx reaches them.
+        ("GET", "/metrics", None),
+        ("GET", "/webhooks/rest/%2e%2e/%2e%2e/metrics", None),
         # Around the prefixes: nginx matches the normalised path.
         ("GET", f"/webhooks/web/../../status?token={token}", None),
         ("GET", f"/webhooks/rest/%2e%2e/%2e%2e/status?token={token}", None),
@@ -106,6 +109,20 @@ def test_the_admin_listener_is_on_127_0_0_1_only(prod_stack: ProdStack):
         with socket.socket() as sock:
             sock.settimeout(2)
             assert sock.connect_ex(("127.0.0.2", port)) != 0, f"port {port} listens beyond 127.0.0.1"
+
+
+def test_the_metrics_listeners_are_on_127_0_0_1_only_and_count_the_turns(prod_stack: ProdStack):
+    stack = prod_stack
+    stack.say(stack.replicas[0], "metrics-probe", "你好")
+    for name in ("metrics_1", "metrics_2", "metrics_actions"):
+        port = stack.ports[name]
+        status, body, _ = http(f"http://127.0.0.1:{port}/metrics")
+        assert status == 200 and "walletbot_" in str(body), (name, status)
+        with socket.socket() as sock:
+            sock.settimeout(2)
+            assert sock.connect_ex(("127.0.0.2", port)) != 0, f"{name} listens beyond 127.0.0.1"
+    _, replica_1, _ = http(f"http://127.0.0.1:{stack.ports['metrics_1']}/metrics")
+    assert 'walletbot_turns_total{channel="rest",outcome="answered"}' in str(replica_1)
 
 
 def test_the_channels_are_public(prod_stack: ProdStack):

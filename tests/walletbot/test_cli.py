@@ -33,7 +33,7 @@ def test_faq_build_reports_kb_errors_with_the_file(tmp_path, capsys):
 
 SUBCOMMANDS = [
     ["faq", "build"], ["faq", "add"], ["validate"], ["train"], ["evaluate"], ["compare"],
-    ["promote"], ["rollback"], ["review"], ["review", "import"],
+    ["promote"], ["rollback"], ["review"], ["review", "import"], ["report"],
 ]
 
 

@@ -31,10 +31,13 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from walletbot import settings
+from walletbot.desk import assign
+from walletbot.desk import sla
 from walletbot.desk.addresses import TrustedProxies, client_address
 from walletbot.desk.auth import (
     AgentAccount, AgentDirectory, LoginBusy, PasswordChecker, SessionSigner,
 )
+from walletbot.desk.presence import PresenceRecorder
 from walletbot.desk.relay import Relay
 from walletbot.desk.routing import HEADERS, DeskRoutes, error, ok
 from walletbot.desk.revocation import Revocations, RevocationUnavailable, make_revocations
@@ -43,7 +46,10 @@ from walletbot.desk.throttle import (
     DEFAULT_LOCK_MINUTES, DEFAULT_MAX_FAILURES, Throttle, Verdict, account_key, address_key,
     make_throttle,
 )
+from walletbot.handoff.levels import ServiceLevels
+from walletbot.ops import metrics
 from walletbot.privacy import mask_pii
+from walletbot.store import desk_tools
 from walletbot.store.audit import MAX_LIST as MAX_AUDIT
 from walletbot.store.rows import AuditEntry, Ticket
 from walletbot.store.service import WalletService, WalletUnavailable
@@ -60,6 +66,7 @@ STATIC_FILES = {
     "desk_canned.js": _JS, "desk_canned.css": _CSS,
     "desk_notify.js": _JS,
     "dashboard.js": _JS, "dashboard.css": _CSS,
+    "dashboard_link.js": _JS,
 }
 COOKIE = "desk_session"
 MAX_REPLY_CHARS = 2000
@@ -142,6 +149,11 @@ def ticket_json(ticket: Ticket) -> Dict[str, Any]:
         "created_at": ticket.created_at.isoformat(),
         "updated_at": ticket.updated_at.isoformat(),
         "resolved_at": ticket.resolved_at.isoformat() if ticket.resolved_at else None,
+        # Service-level clocks (walletbot/desk/sla.py); None until they happen.
+        **{name: stamp.isoformat() if stamp else None for name, stamp in (
+            ("in_queue_since", ticket.in_queue_since), ("claimed_at", ticket.claimed_at),
+            ("first_reply_at", ticket.first_reply_at),
+            ("agent_replied_at", ticket.agent_replied_at), ("overdue_at", ticket.overdue_at))},
     }
 
 
@@ -165,6 +177,8 @@ class DeskInput(InputChannel):
                                         "DESK_LOGIN_LOCK_MINUTES", DEFAULT_LOCK_MINUTES, float),
             redis_url=credentials.get("redis_url") or settings.current().redis_url,
             trusted_proxies=TrustedProxies.parse(credentials.get("trusted_proxies")),
+            tracker_db_url=credentials.get("tracker_db_url") or None,
+            service_levels=ServiceLevels.from_credentials(credentials),
         )
 
     def __init__(
@@ -182,6 +196,8 @@ class DeskInput(InputChannel):
         throttle: Optional[Throttle] = None,
         revocations: Optional[Revocations] = None,
         checker: Optional[PasswordChecker] = None,
+        tracker_db_url: Optional[str] = None,
+        service_levels: Optional[ServiceLevels] = None,
     ) -> None:
         """Creates the channel.
 
@@ -196,6 +212,8 @@ class DeskInput(InputChannel):
             redis_url: Redis shared by replicas: throttle and revoked sessions.
             trusted_proxies: Peers whose X-Forwarded-For / X-Real-IP are believed.
             throttle, revocations, checker: Replace the defaults (tests).
+            tracker_db_url: The tracker store the dashboard reads (TRACKER_DB_URL by default).
+            service_levels: Service-level targets and timers (DESK_SLA_* by default).
         """
         self.signer = SessionSigner(secret, hours=session_hours)
         self.agents_file = agents_file
@@ -206,6 +224,10 @@ class DeskInput(InputChannel):
         self.revocations = revocations or make_revocations(redis_url)
         self.checker = checker or PasswordChecker()
         self.trusted_proxies = trusted_proxies or TrustedProxies()
+        self.tracker_db_url = tracker_db_url
+        self.service_levels = service_levels or ServiceLevels.current()
+        # Built by walletbot.desk.sla.register unless a test set its own first.
+        self.sla_timer: Optional[sla.SlaTimer] = None
 
     @property
     def directory(self) -> AgentDirectory:
@@ -254,6 +276,9 @@ class DeskInput(InputChannel):
         def relay(request: Request) -> Relay:
             return Relay(request.app.ctx.agent, getattr(request.app.ctx, "input_channels", []))
 
+        # Agents seen at the desk (auto-assignment, the agents list): throttled, never failing.
+        presence = PresenceRecorder(lambda: self.desk.wallet)
+
         def authed(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
             async def wrapped(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
                 try:
@@ -262,6 +287,7 @@ class DeskInput(InputChannel):
                     return _error("会话服务暂时不可用，请稍后重试", 503)
                 if claims is None:
                     return _error("未登录或登录已过期，请重新登录", 401)
+                await presence.seen(claims["sub"])
                 if request.method == "POST" and not (request.content_type or "").startswith(
                     "application/json"
                 ):
@@ -433,7 +459,12 @@ class DeskInput(InputChannel):
         async def tickets(request: Request, claims: Dict[str, Any]) -> HTTPResponse:
             statuses = ("resolved",) if request.args.get("status") == "resolved" else ("queued", "assigned")
             rows = await self.desk.tickets(statuses=statuses)
-            return _ok({"tickets": [ticket_json(t) for t in rows]})
+            # Overdue tickets first, each with its service-level state.
+            timer, levels = self.sla_timer, self.service_levels
+            now = timer.clock() if timer else sla.utcnow()
+            rows = sla.overdue_first(rows, levels=levels, now=now)
+            return _ok({"tickets": [{**ticket_json(t), **sla.state_json(t, levels=levels, now=now)}
+                                    for t in rows]})
 
         load = self.desk.ticket
 
@@ -466,8 +497,11 @@ class DeskInput(InputChannel):
         @authed
         @with_ticket
         async def claim(request: Request, claims: Dict[str, Any], ticket: Ticket) -> HTTPResponse:
-            won = await self.desk.claim(ticket, agent=claims["sub"])
-            if not won:
+            account = self.directory.accounts[claims["sub"]]
+            outcome = await assign.claim(self.desk, ticket, account)
+            if outcome == desk_tools.FULL:
+                return _error(assign.cap_message(account.max_tickets), 409)
+            if outcome != desk_tools.CLAIMED:
                 current = await load(str(ticket.ticket_id))
                 who = current.agent if current else None
                 return _error(f"工单已被{who or '其他客服'}认领或已结束", 409)
@@ -507,6 +541,7 @@ class DeskInput(InputChannel):
             done = await self.desk.resolve(ticket, agent=claims["sub"])
             if not done:
                 return _error("只能结束自己认领中的工单", 409)
+            metrics.handoff_resolved(ticket.channel)
             await self.desk.audit("resolve", actor=claims["sub"], address=self.client_address(request),
                                   ticket_id=ticket.ticket_id)
             await relay(request).resume(ticket.conversation)

@@ -85,6 +85,18 @@ class Relay:
         except Exception:  # the text is in the tracker; the user sees it on reload
             logger.exception("could not push an agent reply on channel %s", channel)
 
+    async def tell(self, conversation: ConversationId, *, text: str, kind: str) -> None:
+        """Sends the desk's own message (a wait update, a requeue) as the bot, not as an agent.
+
+        ``kind`` marks the tracker event (``metadata["desk_notice"]``) so reports can
+        tell these apart from the bot's answers.
+        """
+        await self._append(str(conversation), BotUttered(text=text, metadata={"desk_notice": kind}))
+        try:
+            await self.output_for(conversation.channel).send_text_message(conversation.sender, text)
+        except Exception:  # the text is in the tracker; the user sees it on reload
+            logger.exception("could not push a desk notice on channel %s", conversation.channel)
+
     async def announce_join(self, conversation: ConversationId, *, login: str, name: str) -> None:
         """Tells the user that a human has joined."""
         await self.say(conversation, login=login, name=name,

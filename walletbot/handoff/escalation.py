@@ -42,7 +42,7 @@ def escalation_reason(events: List[Dict[str, Any]]) -> Tuple[str, int]:
 
 
 def wait_text(escalation: Escalation, *, hours: ServiceHours, now: datetime) -> str:
-    """The ticket number and the wait, or when agents are back."""
+    """The ticket number, the place and the estimated wait, or when agents are back."""
     ticket = escalation.ticket
     if not escalation.open_now:
         text = wording.HANDOFF_CLOSED.format(
@@ -52,7 +52,9 @@ def wait_text(escalation: Escalation, *, hours: ServiceHours, now: datetime) -> 
     elif ticket.status == "assigned":
         text = wording.HANDOFF_ASSIGNED.format(ticket=ticket.number)
     elif escalation.position <= 1:
-        text = wording.HANDOFF_NEXT.format(ticket=ticket.number)
+        text = wording.HANDOFF_NEXT.format(ticket=ticket.number,
+                                           minutes=max(1, escalation.wait_minutes))
     else:
-        text = wording.HANDOFF_QUEUED.format(ticket=ticket.number, ahead=escalation.position - 1)
+        text = wording.HANDOFF_QUEUED.format(ticket=ticket.number, ahead=escalation.position - 1,
+                                             minutes=max(1, escalation.wait_minutes))
     return text

@@ -1,4 +1,4 @@
-"""Optional notification of new tickets to a webhook (e.g. a WeCom group bot).
+"""Optional notification of new and overdue tickets to a webhook (e.g. a WeCom group bot).
 
 Fire and forget: the conversation never waits for it. Failed posts are
 retried with back-off and then logged; nothing is raised to the caller.
@@ -53,6 +53,18 @@ def wecom_text(ticket: Ticket) -> Dict[str, Any]:
     return {"msgtype": "text", "text": {"content": content}}
 
 
+def wecom_overdue_text(ticket: Ticket, *, waited_minutes: int, target: str) -> Dict[str, Any]:
+    """The WeCom message for a queued ticket past its target (same fields as a new one)."""
+    content = (
+        f"工单超时未接入 {ticket.number}（{PRIORITY_NAMES.get(ticket.priority, ticket.priority)}优先级）\n"
+        f"已排队：{waited_minutes} 分钟（目标 {target}内接入）\n"
+        f"类别：{CATEGORY_NAMES.get(ticket.category, ticket.category)}\n"
+        f"渠道：{ticket.channel}\n"
+        f"摘要：{mask_pii(ticket.summary or '') or '—'}"
+    )
+    return {"msgtype": "text", "text": {"content": content}}
+
+
 class TicketNotifier:
     """Posts new tickets to a webhook in the background, with retries."""
 
@@ -83,14 +95,21 @@ class TicketNotifier:
         logger.error("ticket webhook for %s gave up after %d attempts", number, attempts)
         return False
 
-    def notify(self, ticket: Ticket) -> Optional[asyncio.Task]:
-        """Schedules the notification; returns the task (None when no URL is set)."""
+    def _schedule(self, payload: Dict[str, Any], number: str) -> Optional[asyncio.Task]:
         if not self.url:
             return None
-        task = asyncio.get_running_loop().create_task(
-            self._deliver(wecom_text(ticket), ticket.number)
-        )
+        task = asyncio.get_running_loop().create_task(self._deliver(payload, number))
         # Keep a reference so the task is not garbage-collected mid-flight.
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def notify(self, ticket: Ticket) -> Optional[asyncio.Task]:
+        """Schedules the notification; returns the task (None when no URL is set)."""
+        return self._schedule(wecom_text(ticket), ticket.number)
+
+    def notify_overdue(self, ticket: Ticket, *, waited_minutes: int,
+                       target: str) -> Optional[asyncio.Task]:
+        """Announces a queued ticket past its target again; the task (None without a URL)."""
+        return self._schedule(wecom_overdue_text(ticket, waited_minutes=waited_minutes,
+                                                 target=target), ticket.number)

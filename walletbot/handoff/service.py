@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from sqlalchemy.engine import Connection
@@ -12,11 +12,15 @@ from sqlalchemy.engine import Connection
 from walletbot import settings
 from walletbot.conversation import ConversationId
 from walletbot.handoff.hours import ServiceHours
+from walletbot.handoff.levels import ServiceLevels
 from walletbot.handoff.notify import TicketNotifier
 from walletbot.handoff.transcript import summary_line, transcript_lines
+from walletbot.ops import metrics
 from walletbot.store import queries
+from walletbot.store import sla as sla_queries
 from walletbot.store import tickets as ticket_queries
 from walletbot.store.rows import Ticket
+from walletbot.store.schema import utcnow
 from walletbot.store.service import WalletService, default_service
 
 
@@ -31,6 +35,8 @@ class Escalation:
         open_now: Whether agents are on duty now.
         opens_at: When agents next start (equal to now while open).
         frozen: For account freezes: whether the account is frozen now.
+        wait_minutes: The expected wait told to the user (0: not queued, or
+            agents are off duty), from recent handling times (walletbot/store/sla.py).
     """
 
     ticket: Ticket
@@ -39,11 +45,23 @@ class Escalation:
     open_now: bool
     opens_at: datetime
     frozen: bool = False
+    wait_minutes: int = 0
 
 
-def _open_and_place(conn: Connection, **kwargs: Any) -> tuple:
+def _open_and_place(conn: Connection, *, estimate: Optional[Dict[str, Any]] = None,
+                    **kwargs: Any) -> tuple:
     ticket, created = ticket_queries.open_ticket(conn=conn, **kwargs)
-    return ticket, created, ticket_queries.queue_position(conn=conn, ticket=ticket)
+    position = ticket_queries.queue_position(conn=conn, ticket=ticket)
+    if estimate is None or position == 0:
+        return ticket, created, position, 0
+    # The same round trip: the estimate, and that the user is told it now (the
+    # desk's wait updates compare against it).
+    now = utcnow()
+    told = sla_queries.estimate_wait(conn=conn, ticket=ticket, now=now, **estimate)
+    sla_queries.record_wait_told(conn=conn, ticket_id=ticket.ticket_id, minutes=told.minutes,
+                                 now=now)
+    ticket = ticket_queries.get_ticket(conn=conn, ticket_id=ticket.ticket_id) or ticket
+    return ticket, created, position, told.minutes
 
 
 def _freeze_open_and_place(conn: Connection, *, user_id: Optional[str], **kwargs: Any) -> tuple:
@@ -64,12 +82,16 @@ class HandoffService:
         hours: Optional[ServiceHours] = None,
         notifier: Optional[TicketNotifier] = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        levels: Optional[ServiceLevels] = None,
     ) -> None:
         config = settings.current() if hours is None or notifier is None else None
         self.wallet = wallet or default_service()
         self.hours = hours or ServiceHours.parse(config.service_hours, config.service_timezone)
         self.notifier = notifier or TicketNotifier(config.desk_webhook_url)
         self.clock = clock
+        # The wait estimate's fallback, and which agents count as online.
+        self.levels = levels or ServiceLevels.current()
+        self.seen_within = timedelta(seconds=(config or settings.current()).desk_presence_seconds)
 
     async def escalate(
         self,
@@ -100,21 +122,26 @@ class HandoffService:
             category=category, priority=priority,
             summary=summary_line(lines) or None, transcript=lines,
         )
+        now = self.clock()
+        open_now = self.hours.is_open(now)
+        # Outside service hours the user leaves a message: no wait to estimate.
+        kwargs["estimate"] = dict(fallback_minutes=self.levels.fallback_minutes,
+                                  seen_within=self.seen_within) if open_now else None
         if freeze:
-            ticket, created, position = await self.wallet.run(
+            ticket, created, position, minutes = await self.wallet.run(
                 _freeze_open_and_place, user_id=user_id, **kwargs
             )
         else:
-            ticket, created, position = await self.wallet.run(
+            ticket, created, position, minutes = await self.wallet.run(
                 _open_and_place, user_id=user_id, **kwargs
             )
         if created:
             self.notifier.notify(ticket)
-        now = self.clock()
+            metrics.handoff_opened(conversation.channel, category)
         return Escalation(
             ticket=ticket, created=created, position=position,
-            open_now=self.hours.is_open(now), opens_at=self.hours.next_opening(now),
-            frozen=freeze and user_id is not None,
+            open_now=open_now, opens_at=self.hours.next_opening(now),
+            frozen=freeze and user_id is not None, wait_minutes=minutes,
         )
 
     async def has_open_ticket(self, conversation: ConversationId) -> bool:

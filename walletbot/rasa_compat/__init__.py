@@ -4,6 +4,7 @@
 - ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
 - ``pststates``: dialogue states extended from the previous prediction;
+- ``observe``: the NLU result and the action calls, for the operations metrics and logs;
 - ``socketio``: the socket.io Redis manager the web channel uses;
 - ``version``: the Rasa release all of the above is written for.
 
@@ -23,8 +24,9 @@ def install() -> None:
     Call it before Rasa loads a model: the garbage-collection handling wraps
     the model loader, and a load that has already happened is not revisited.
     """
-    from walletbot.rasa_compat import perf, pststates, trackercache
+    from walletbot.rasa_compat import observe, perf, pststates, trackercache
 
     perf.install()
     trackercache.install()
     pststates.install()
+    observe.install()

@@ -203,6 +203,9 @@ tickets = sa.Table(
     # (cleared when it is requeued); wait_notice_at: the user's last wait update.
     sa.Column("overdue_at", UTCDateTime(), nullable=True),
     sa.Column("wait_notice_at", UTCDateTime(), nullable=True),
+    # The wait (minutes) the user was last told, at handoff or in a wait update:
+    # a new update goes out only when the estimate moved (walletbot/store/sla.py).
+    sa.Column("wait_estimate_minutes", sa.Integer(), nullable=True),
     sa.CheckConstraint(_in("status", TICKET_STATUSES), name="status"),
     sa.CheckConstraint(_in("category", TICKET_CATEGORIES), name="category"),
     sa.CheckConstraint("priority BETWEEN 1 AND 3", name="priority"),
@@ -292,4 +295,7 @@ agent_presence = sa.Table(
     sa.Column("last_seen_at", UTCDateTime(), nullable=False, default=utcnow),
     sa.Column("available", sa.Boolean(name="available_bool"), nullable=False,
               default=True, server_default=sa.true()),
+    # When the agent last got a ticket (claim, transfer, auto-assign): of two
+    # equally loaded agents, auto-assignment picks who has waited longer.
+    sa.Column("last_assigned_at", UTCDateTime(), nullable=True),
 )

@@ -66,16 +66,22 @@ class WalletService:
             WalletUnavailable: The database failed; the error is logged
                 without the arguments (they can carry user input).
         """
-        def call() -> T:
-            try:
-                with self._engine_ready().begin() as conn:
-                    return query(conn=conn, **kwargs)
-            except exc.SQLAlchemyError as error:
-                # Logged without arguments: they can carry the user's input.
-                logger.error("wallet DB error in %s: %s", query.__name__, type(error).__name__)
-                raise WalletUnavailable(str(type(error).__name__)) from error
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.run_blocking, query, **kwargs))
 
-        return await asyncio.get_running_loop().run_in_executor(None, call)
+    def run_blocking(self, query: Callable[..., T], **kwargs: Any) -> T:
+        """:meth:`run` for a thread that is not the event loop's (a metrics scrape).
+
+        Raises:
+            WalletUnavailable: As :meth:`run`.
+        """
+        try:
+            with self._engine_ready().begin() as conn:
+                return query(conn=conn, **kwargs)
+        except exc.SQLAlchemyError as error:
+            # Logged without arguments: they can carry the user's input.
+            logger.error("wallet DB error in %s: %s", query.__name__, type(error).__name__)
+            raise WalletUnavailable(str(type(error).__name__)) from error
 
     async def user_for(self, *, channel: str, sender_id: str) -> Optional[User]:
         """The wallet user bound to this sender, or None."""

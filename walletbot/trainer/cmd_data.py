@@ -323,6 +323,10 @@ def validate(
     print(f"knowledge-base lint: {errors} error{'s' if errors != 1 else ''}, "
           f"{warnings} warning{'s' if warnings != 1 else ''}"
           + (f" ({_STRICT}: warnings count as errors)" if strict else ""))
+    # The desk's canned replies (DESK_CANNED_FILE) are reviewed like the knowledge base.
+    from walletbot.desk import canned_replies
+
+    errors += canned_replies.report(strict=strict)
     return 1 if failed or errors else 0
 
 
@@ -372,7 +376,6 @@ def review_export(
 ) -> int:
     """``walletbot review``: poorly handled messages into a file to label."""
     from walletbot.trainer import review, review_file
-    from walletbot.trainer.cluster import group_texts
     from walletbot.trainer.console import progress as progress_bar
 
     tracker_url = url or default_tracker_url()
@@ -386,10 +389,7 @@ def review_export(
     except Exception as exc:  # SQLAlchemy errors: bad URL, no database, no table
         error(f"cannot read the tracker store: {exc}")
         return 2
-    items = review.aggregate(flagged)
-    for item, group in zip(items, group_texts([i.text for i in items], threshold=similarity)):
-        item.group = group
-    items.sort(key=lambda i: (i.group, -i.count, i.text))
+    items = review.group_items(review.aggregate(flagged), similarity=similarity)
     target = out or reports / f"review-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     review_file.write(items, path=target)
     groups = len({i.group for i in items})
@@ -423,10 +423,10 @@ REVIEW = Command(
         "the file's `intent` column, then run `walletbot review import FILE`."
     ),
     arguments=(
-        Option("--db-url", help="SQLAlchemy URL of the tracker store (default: $TRACKER_DB_URL)"),
+        options.TRACKER_URL,
         options.OUT.but(help="file to write, .csv or .yml (default: reports/review-<time>.csv)"),
         options.REPORTS,
-        Option("--days", type=float, help="only the last N days"),
+        options.DAYS,
         Option("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE,
                help="messages below this confidence are flagged"),
         Option("--similarity", type=float, default=DEFAULT_THRESHOLD,

@@ -184,7 +184,7 @@ EVALUATE = Command(
     ),
     arguments=(
         _MODEL, options.MODELS_DIR, options.TEST_SET, _CV, _CV_CONFIG, options.REPORTS,
-        Option("--format", default="md,html", help="report formats: md, html or both"),
+        options.FORMAT.but(default="md,html", help="report formats: md, html or both"),
     ),
     run=_run_evaluate,
 )

@@ -49,20 +49,30 @@ class Fingerprint:
                 if getattr(self, name) != getattr(other, name)]
 
 
-def _files_under(path: Path) -> List[Path]:
+# Folders under data/ that no model is trained from: the desk's canned replies.
+NOT_TRAINING_DATA = ("desk",)
+
+
+def _files_under(path: Path, skip: Iterable[str] = ()) -> List[Path]:
     if path.is_file():
         return [path]
+    skipped = set(skip)
     return sorted(
         p for p in path.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and p.relative_to(path).parts[0] not in skipped
     )
 
 
-def digest_files(paths: Iterable[Path]) -> str:
-    """SHA-256 over the relative names and bytes of every file under ``paths``."""
+def digest_files(paths: Iterable[Path], skip: Iterable[str] = ()) -> str:
+    """SHA-256 over the relative names and bytes of every file under ``paths``.
+
+    ``skip``: top-level folder names under a directory root that do not count.
+    """
     sha = hashlib.sha256()
+    skip = tuple(skip)
     for root in paths:
-        for file in _files_under(root):
+        for file in _files_under(root, skip):
             name = file.name if root.is_file() else file.relative_to(root).as_posix()
             sha.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
     return sha.hexdigest()
@@ -93,6 +103,6 @@ def fingerprint(*, config: Path, domain: Path, data: Path) -> Fingerprint:
     return Fingerprint(
         config=digest_files([config]),
         domain=digest_files([domain]),
-        data=digest_files([data]),
+        data=digest_files([data], skip=NOT_TRAINING_DATA),
         code=digest_files(code_files),
     )

@@ -39,6 +39,13 @@ NO_BUILD = Option("--no-build", action="store_true", help="do not rebuild data/n
 OUT = Option("--out", type=Path)
 REPORTS = Option("--reports", type=Path, default=layout.REPORTS, help="reports folder")
 NO_PROGRESS = Option("--no-progress", action="store_true", help="no progress bars")
+FORMAT = Option("--format")
+
+# --- the tracker store (review, report) -----------------------------------------
+
+TRACKER_URL = Option("--db-url",
+                     help="SQLAlchemy URL of the tracker store (default: $TRACKER_DB_URL)")
+DAYS = Option("--days", type=float, help="only the last N days")
 
 # --- models -------------------------------------------------------------------
 

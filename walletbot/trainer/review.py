@@ -145,7 +145,7 @@ def _is_escalation(event: EventRow) -> bool:
     return event.type_name == "user" and event.intent_name in ESCALATION_INTENTS
 
 
-def _conversations(events: Iterable[EventRow]) -> Iterator[List[EventRow]]:
+def conversations(events: Iterable[EventRow]) -> Iterator[List[EventRow]]:
     """Events grouped by sender and split at session starts."""
     current: List[EventRow] = []
     sender = None
@@ -159,7 +159,8 @@ def _conversations(events: Iterable[EventRow]) -> Iterator[List[EventRow]]:
         yield current
 
 
-def _user_message(event: EventRow) -> Optional[Flagged]:
+def user_message(event: EventRow) -> Optional[Flagged]:
+    """The typed message of a ``user`` event (masked), or None for a button payload or no text."""
     text = str(event.data.get("text") or "").strip()
     if not text or text.startswith("/"):
         return None  # button payloads are not language
@@ -180,12 +181,12 @@ def flag_messages(
 ) -> List[Flagged]:
     """Every user message with at least one reason to review it."""
     out: List[Flagged] = []
-    for conversation in _conversations(events):
+    for conversation in conversations(events):
         messages: List[Tuple[Flagged, Optional[str]]] = []  # with the event's intent
         awaiting_action: Optional[Flagged] = None
         for event in conversation:
             if event.type_name == "user":
-                message = _user_message(event)
+                message = user_message(event)
                 if message is not None:
                     if message.confidence < min_confidence and message.predicted:
                         message.reasons.append(LOW_CONFIDENCE)
@@ -251,3 +252,17 @@ def aggregate(flagged: Sequence[Flagged]) -> List[ReviewItem]:
             last_seen=max(m.timestamp for m in messages),
         ))
     return sorted(items, key=lambda i: (-i.count, i.text))
+
+
+def group_items(items: List[ReviewItem], *, similarity: float) -> List[ReviewItem]:
+    """Numbers similar items' groups (most frequent first leads) and sorts by group.
+
+    The review export and the desk's dashboard (its top unanswered questions)
+    both group this way, so a group on the dashboard is a group in the file.
+    """
+    from walletbot.trainer.cluster import group_texts
+
+    for item, group in zip(items, group_texts([i.text for i in items], threshold=similarity)):
+        item.group = group
+    items.sort(key=lambda i: (i.group, -i.count, i.text))
+    return items

@@ -14,7 +14,9 @@ place, for every channel alike, the pipeline
    (the single source of truth); if so it only stores the message;
 5. runs the bot turn, supervised: an exception, a custom action that failed
    midway, or silence with the action server down gives the fixed apology in
-   place of whatever the turn said.
+   place of whatever the turn said;
+6. counts, times and logs the message as one turn (walletbot/ops/): its log
+   lines carry the conversation and turn ids, never its text.
 
 The turn's messages are collected and returned, not pushed as they are
 produced, so a failed turn's partial output never reaches any user.
@@ -23,6 +25,8 @@ produced, so a failed turn's partial output never reaches any user.
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional
 
@@ -30,6 +34,7 @@ from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
 from walletbot import settings as settings_module
 from walletbot.conversation import ConversationId
+from walletbot.ops import logs, metrics
 from walletbot.rasa_compat import agent as rasa_agent
 from walletbot.rasa_compat.failures import action_failures
 from walletbot.turns import screening
@@ -40,6 +45,8 @@ logger = logging.getLogger(__name__)
 Message = Dict[str, Any]
 OnNewMessage = Callable[[UserMessage], Awaitable[Any]]
 MAX_TITLE_CHARS = 100
+# A message id that may name a turn in the logs: short, no spaces, no markup.
+_MESSAGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -118,15 +125,33 @@ class TurnPipeline:
             What the user is to get, in order, as Rasa's collected messages
             (``{"text": ..., "buttons": [...], ...}``, ``recipient_id`` being
             the conversation id). Empty while a human has the conversation.
+
+        Each message is one turn of the metrics (walletbot/ops/metrics.py) and
+        one log context: its lines carry the conversation id and the turn id
+        (the channel's message id, else a new one; the tracker keeps it as the
+        user message's id, so the action server logs the same turn id).
         """
         conversation = inbound.conversation
+        turn_id = _turn_id(inbound.message_id)
+        with logs.context(conversation_id=str(conversation), turn_id=turn_id,
+                          channel=inbound.channel), metrics.turn(inbound.channel) as turn:
+            messages = await self._handle(conversation, inbound, on_new_message)
+            # Kinds and times only: never what was written.
+            logger.info("turn %s in %.0f ms", turn.outcome, turn.seconds() * 1000)
+            return messages
+
+    async def _handle(self, conversation: ConversationId, inbound: Inbound,
+                      on_new_message: OnNewMessage) -> List[Message]:
         key = str(conversation)
         if not isinstance(inbound.text, str) or not inbound.text.strip():
+            metrics.turn_outcome("refused")
             return [_text(key, screening.EMPTY)]
         if not await self.limiter.allow(key):
+            metrics.rate_limited(inbound.channel)
             return [_text(key, screening.RATE_LIMITED)]
         checked = screening.check_text(inbound.text, max_chars=self.max_chars)
         if checked.reply is not None:
+            metrics.turn_outcome("refused")
             return [_text(key, checked.reply)]
         metadata = screening.mask_metadata(inbound.metadata)
         verdict = await self._as_text(key, checked.text or "")
@@ -144,6 +169,7 @@ class TurnPipeline:
         if getattr(agent, "tracker_store", None) is not None and await self.paused(conversation):
             stored = await self._store_while_paused(key, inbound, text, metadata)
             if stored is not None:
+                metrics.turn_outcome("paused" if stored else "failed")
                 return replies if stored else replies + [_text(key, screening.FAILED)]
         return replies + await self._supervised_turn(key, inbound, text, metadata, on_new_message)
 
@@ -179,20 +205,32 @@ class TurnPipeline:
     ) -> List[Message]:
         collector = CollectingOutputChannel()
         message = UserMessage(text, collector, key, input_channel=inbound.channel,
-                              metadata=metadata, message_id=inbound.message_id)
+                              metadata=metadata, message_id=logs.current().turn_id)
         with action_failures() as failures:
             try:
                 await on_new_message(message)
             except Exception as error:  # lock store, tracker store, model: the user must hear something
-                logger.error("bot turn failed: %s: %s", type(error).__name__, error)
+                metrics.turn_outcome("failed")
+                # The error's text can quote the message: it goes to DEBUG only.
+                logger.error("bot turn failed: %s", type(error).__name__)
+                logger.debug("bot turn failure detail", exc_info=True)
                 return [_text(key, screening.FAILED)]
         if failures:
+            metrics.turn_outcome("failed")
             logger.error("a custom action failed during the turn; the user gets an apology")
             return [_text(key, screening.FAILED)]
         if not collector.messages and not await self.health():
+            metrics.turn_outcome("failed")
             logger.error("bot turn produced nothing and the action server is unreachable")
             return [_text(key, screening.FAILED)]
         return list(collector.messages)
+
+
+def _turn_id(message_id: Optional[str]) -> str:
+    """The channel's message id (WeChat's MsgId) if it looks like one, else a new id."""
+    if isinstance(message_id, str) and _MESSAGE_ID.fullmatch(message_id):
+        return message_id
+    return uuid.uuid4().hex
 
 
 def _text(recipient: str, text: str) -> Message:

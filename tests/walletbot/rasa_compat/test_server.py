@@ -10,6 +10,7 @@ import rasa.__main__
 
 import walletbot.rasa_compat
 from walletbot import server
+from walletbot.ops import observe
 from walletbot.rasa_compat import version
 from walletbot.settings import PROJECT_ROOT
 
@@ -21,6 +22,8 @@ def steps(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["/path/to/walletbot/server.py", "ignored"])
     monkeypatch.setattr(version, "check", lambda: done.append("check"))
     monkeypatch.setattr(walletbot.rasa_compat, "install", lambda: done.append("install"))
+    monkeypatch.setattr(observe, "start",
+                        lambda action_server: done.append(("observe", action_server)))
     monkeypatch.setattr(rasa.__main__, "main", lambda: done.append(("rasa", list(sys.argv))))
     return done
 
@@ -28,19 +31,22 @@ def steps(monkeypatch):
 def test_the_rasa_server_gets_the_patches_before_rasas_cli_runs(steps):
     args = ["run", "--model", "models/walletbot.tar.gz", "--enable-api"]
     server.main(args)
-    assert steps == ["check", "install", ("rasa", ["/path/to/walletbot/server.py", *args])]
+    assert steps == ["check", "install", ("observe", False),
+                     ("rasa", ["/path/to/walletbot/server.py", *args])]
 
 
-def test_the_action_server_gets_the_check_only(steps):
+def test_the_action_server_gets_the_check_and_its_logs_and_metrics_only(steps):
     server.main(["run", "actions", "--actions", "actions"])
-    assert steps == ["check", ("rasa", ["/path/to/walletbot/server.py", "run", "actions",
-                                        "--actions", "actions"])]
+    assert steps == ["check", ("observe", True),
+                     ("rasa", ["/path/to/walletbot/server.py", "run", "actions",
+                               "--actions", "actions"])]
 
 
 def test_arguments_default_to_the_command_line(steps, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["server.py", "run", "--port", "5005"])
     server.main()
-    assert steps == ["check", "install", ("rasa", ["server.py", "run", "--port", "5005"])]
+    assert steps == ["check", "install", ("observe", False),
+                     ("rasa", ["server.py", "run", "--port", "5005"])]
 
 
 def test_a_wrong_version_stops_before_the_patches_and_rasa(steps, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 
 import walletbot
 from walletbot import cli
-from walletbot.trainer import cmd_data, cmd_model
+from walletbot.trainer import cmd_data, cmd_model, cmd_report
 from walletbot.trainer.command import options_of, walk
 from walletbot.trainer.kb_edit import Paths
 
@@ -216,6 +216,13 @@ CALLS = [
       **TEST_DEFAULTS, **TOLERANCE_DEFAULTS, **SERVER_DEFAULTS, "reload": True}),
     ("rollback --token ''", cmd_model, "rollback",
      {"models_dir": Path("models"), "served": None, **SERVER_DEFAULTS, "token": ""}),
+    ("report", cmd_report, "report",
+     {"days": 7, "fmt": "text", "out": None, "tracker_url": None, "wallet_url": None,
+      "agents_file": None}),
+    ("report --days 1 --format csv --out r.csv --db-url t --wallet-url w --agents a.yml",
+     cmd_report, "report",
+     {"days": 1, "fmt": "csv", "out": Path("r.csv"), "tracker_url": "t", "wallet_url": "w",
+      "agents_file": "a.yml"}),
 ]
 
 

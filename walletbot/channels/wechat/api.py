@@ -181,7 +181,9 @@ class WeChatApiClient:
             # 45015: the user has not written within 48 hours; 45047: too many.
             logger.warning("WeChat customer-service message not sent: %s", error)
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            logger.warning("WeChat API unreachable, message not sent: %r", error)
+            # Not the error's repr: it carries the request URL, access_token included.
+            logger.warning("WeChat API unreachable, message not sent: %s %s", type(error).__name__,
+                           getattr(error, "status", ""))
         except Exception:  # never crash the bot over a lost message
             logger.exception("WeChat customer-service message failed")
         return False

@@ -54,6 +54,7 @@ from walletbot.channels.wechat.format import (
     render_buttons,
 )
 from walletbot.channels.wechat.protocol import RequestRejected, WeChatProtocol
+from walletbot.ops import metrics
 from walletbot.turns.pipeline import Inbound, TurnPipeline, pipeline_for
 
 logger = logging.getLogger(__name__)
@@ -359,12 +360,16 @@ class WeChatInput(InputChannel):
                 await self._store_result(key, result)
                 settle(result)
                 rest = chunks[1:]
+                if rest:  # more than one passive reply holds
+                    metrics.wechat_customer_service_reply("long_reply")
             else:
                 result = {"state": "async"}
                 await self._store_result(key, result)
                 settle(result)
                 logger.info("WeChat turn over budget; answering via the customer-service API")
                 rest = await self._finish_turn(openid, await turn)
+                if rest:
+                    metrics.wechat_customer_service_reply("over_budget")
             for chunk in rest:
                 await self.api.send_text(openid, chunk)
         except Exception:

@@ -165,15 +165,31 @@
     me: function () { return me; }, selected: function () { return selected; },
     view: function () { return view; },
     // Desk.on("me" | "queue" | "detail", fn): fn(me), fn(tickets, listElement), fn(ticket).
-    on: function (name, fn) { hooks[name].push(fn); }
+    // A "me" hook added after the agent is known runs at once.
+    on: function (name, fn) {
+      hooks[name].push(fn);
+      if (name === "me" && me) { run1(fn, me); }
+    }
   };
+  function run1(fn, arg) {
+    try { fn(arg); } catch (e) { if (window.console) { console.error(e); } }
+  }
 
-  api("me").then(function (m) {
-    me = m;
-    run("me", m);
-    document.getElementById("me").textContent = "客服：" + m.name + "（" + m.login + "）";
-    refreshQueue();
-    setInterval(refreshQueue, 2000);
-    setInterval(refreshDetail, 2000);
-  });
+  function start() {
+    api("me").then(function (m) {
+      me = m;
+      run("me", m);
+      document.getElementById("me").textContent = "客服：" + m.name + "（" + m.login + "）";
+      refreshQueue();
+      setInterval(refreshQueue, 2000);
+      setInterval(refreshDetail, 2000);
+    });
+  }
+  // The feature scripts come after this one; while the browser fetches them,
+  // a fast answer to api/me could otherwise run before they have hooked in.
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
 })();
