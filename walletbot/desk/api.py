@@ -526,9 +526,12 @@ class DeskInput(InputChannel):
                 return _error("回复内容不能为空", 400)
             if len(text) > MAX_REPLY_CHARS:
                 return _error(f"回复不能超过{MAX_REPLY_CHARS}字", 400)
+            # Recorded first and only while still this agent's: a requeue or a transfer
+            # since the check above makes the reply a 409, not a message to the user.
+            if not await self.desk.touch(ticket, agent=claims["sub"]):
+                return _error("工单已被退回队列或转接，回复未发送", 409)
             await relay(request).say(ticket.conversation, text=mask_pii(text.strip()), login=claims["sub"],
                                      name=claims.get("name") or claims["sub"])
-            await self.desk.touch(ticket)
             # The event and the ticket: never what was written.
             await self.desk.audit("reply", actor=claims["sub"], address=self.client_address(request),
                                   ticket_id=ticket.ticket_id)

@@ -397,7 +397,8 @@ def figures(
         },
         "overdue": {"in_period": len(overdue), "now": rows.overdue_now},
         "queued_now": rows.queued_now,
-        "agents": {"online": sum(a["online"] for a in agents), "list": agents},
+        "agents": {"online": sum(a["online"] for a in agents), "list": agents,
+                   "window_seconds": settings.current().desk_presence_seconds},
         "by_day": [{"date": d.isoformat(), **counts} for d, counts in days.items()],
         "unanswered": _unanswered(tracker.flagged, period, similarity=similarity),
     }

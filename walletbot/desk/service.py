@@ -114,9 +114,10 @@ class DeskService:
         return await self.wallet.run(ticket_queries.claim_ticket, ticket_id=ticket.ticket_id,
                                      agent=agent)
 
-    async def touch(self, ticket: Ticket) -> None:
-        """Records activity on the ticket (an agent replied)."""
-        await self.wallet.run(ticket_queries.touch_ticket, ticket_id=ticket.ticket_id)
+    async def touch(self, ticket: Ticket, *, agent: Optional[str] = None) -> bool:
+        """Records an agent reply; with ``agent``, only while the ticket is still theirs."""
+        return await self.wallet.run(ticket_queries.touch_ticket, ticket_id=ticket.ticket_id,
+                                     agent=agent)
 
     async def resolve(self, ticket: Ticket, *, agent: str) -> bool:
         """Closes ``agent``'s ticket; False if it is not theirs or not open."""

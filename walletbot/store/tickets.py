@@ -246,15 +246,24 @@ def resolve_ticket(*, conn: Connection, ticket_id: int, agent: str) -> bool:
     return True
 
 
-def touch_ticket(*, conn: Connection, ticket_id: int) -> None:
-    """Records an agent reply: the latest reply time, and the first one if it is the first."""
+def touch_ticket(*, conn: Connection, ticket_id: int, agent: Optional[str] = None) -> bool:
+    """Records an agent reply: the latest reply time, and the first one if it is the first.
+
+    With ``agent``, only while the ticket is assigned to that agent, so a reply
+    racing a requeue or a transfer is refused instead of recorded.
+
+    Returns:
+        Whether the ticket was updated.
+    """
     now = utcnow()
-    conn.execute(
-        sa.update(tickets).where(tickets.c.ticket_id == ticket_id).values(
-            updated_at=now, agent_replied_at=now,
-            first_reply_at=sa.func.coalesce(tickets.c.first_reply_at, now),
-        )
-    )
+    stmt = sa.update(tickets).where(tickets.c.ticket_id == ticket_id)
+    if agent is not None:
+        stmt = stmt.where(tickets.c.status == "assigned", tickets.c.agent == agent)
+    result = conn.execute(stmt.values(
+        updated_at=now, agent_replied_at=now,
+        first_reply_at=sa.func.coalesce(tickets.c.first_reply_at, now),
+    ))
+    return result.rowcount == 1
 
 
 def latest_unrated_ticket(*, conn: Connection, channel: str, sender_id: str) -> Optional[Ticket]:

@@ -139,7 +139,7 @@ TODAY = {
              "distribution": {"1": 0, "2": 1, "3": 0, "4": 1, "5": 1}},
     "overdue": {"in_period": 1, "now": 1},
     "queued_now": 1,
-    "agents": {"online": 1, "list": AGENTS},
+    "agents": {"online": 1, "list": AGENTS, "window_seconds": 60},
 }
 TODAY_UNANSWERED = [("怎么开发票", 2), ("asdfgh", 1), ("余额宝能转入吗", 1), ("我的卡被吞了怎么办", 1)]
 TODAY_BY_DAY = [{"conversations": 8, "contained": 3, "handoffs": 5, "user_turns": 13,
@@ -162,7 +162,7 @@ WEEK = {
              "distribution": {"1": 0, "2": 1, "3": 1, "4": 1, "5": 1}},
     "overdue": {"in_period": 1, "now": 1},
     "queued_now": 1,
-    "agents": {"online": 1, "list": AGENTS},
+    "agents": {"online": 1, "list": AGENTS, "window_seconds": 60},
 }
 WEEK_UNANSWERED = [("我的卡被吞了怎么办", 2), ("怎么开发票", 2), ("asdfgh", 1), ("余额宝能转入吗", 1)]
 ZERO = {"conversations": 0, "contained": 0, "handoffs": 0, "user_turns": 0, "fallbacks": 0}

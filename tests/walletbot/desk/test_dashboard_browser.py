@@ -29,14 +29,16 @@ CARDS = {
         "#fig-wait-avg": "6分40秒", "#fig-wait-p90": "20分钟", "#fig-wait-count": "6",
         "#fig-handling-avg": "15分钟", "#fig-handling-p90": "20分钟", "#fig-handling-count": "4",
         "#fig-csat-avg": "3.50 分", "#fig-csat-count": "4", "#fig-overdue": "1",
-        "#fig-overdue-now": "1", "#fig-agents-online": "1 人"},
+        "#fig-overdue-now": "1", "#fig-agents-online": "1 人",
+        "#fig-agents-window": "近 1 分钟内在工作台"},
     1: {"#fig-conversations": "8", "#fig-user-turns": "13", "#fig-containment": "37.5%",
         "#fig-contained": "3", "#fig-fallback-rate": "23.1%", "#fig-fallbacks": "3",
         "#fig-low-confidence": "2", "#fig-handoffs": "5", "#fig-queued": "1",
         "#fig-wait-avg": "6分钟", "#fig-wait-p90": "20分钟", "#fig-wait-count": "5",
         "#fig-handling-avg": "13分20秒", "#fig-handling-p90": "20分钟", "#fig-handling-count": "3",
         "#fig-csat-avg": "3.67 分", "#fig-csat-count": "3", "#fig-overdue": "1",
-        "#fig-overdue-now": "1", "#fig-agents-online": "1 人"},
+        "#fig-overdue-now": "1", "#fig-agents-online": "1 人",
+        "#fig-agents-window": "近 1 分钟内在工作台"},
 }
 FIGURES = {7: (WEEK, WEEK_BY_DAY, WEEK_UNANSWERED), 1: (TODAY, TODAY_BY_DAY, TODAY_UNANSWERED)}
 

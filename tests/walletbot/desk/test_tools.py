@@ -443,3 +443,34 @@ async def test_auto_assignment_gives_a_new_ticket_to_an_available_agent(wallet, 
                 break
             await asyncio.sleep(0.05)
         assert (await wallet.run(tq.get_ticket, ticket_id=waiting.ticket_id)).agent == "agent2"
+
+
+async def test_a_reply_racing_a_requeue_is_refused_and_never_reaches_the_user(wallet):
+    """The ticket is taken back between the route's ownership check and the reply."""
+    from walletbot.desk.service import DeskService
+
+    class RequeuedMeanwhile(DeskService):
+        async def ticket(self, ticket_id):
+            ticket = await super().ticket(ticket_id)
+            if ticket is not None and ticket.status == "assigned":
+                await self.wallet.run(_requeue, ticket_id=ticket.ticket_id)
+            return ticket  # the route sees it as it was: still the agent's
+
+    channel = make_desk(wallet)
+    channel.desk = RequeuedMeanwhile(wallet)
+    ticket = await open_ticket(wallet, "racer")
+    assert await wallet.run(tq.claim_ticket, ticket_id=ticket.ticket_id, agent="agent1")
+    async with serve_desk(channel) as desk, client() as http:
+        token = await token_of(http, desk.base, "agent1")
+        status, body, _ = await call(http, "POST", f"{desk.base}/api/tickets/{ticket.ticket_id}/reply",
+                                     body={"text": "迟到的回复"}, token=token)
+        assert status == 409 and "退回队列" in body["error"]
+        assert "迟到的回复" not in await tracker_dump(desk, ticket)
+
+
+def _requeue(conn, *, ticket_id):
+    import sqlalchemy as sa
+    from walletbot.store.schema import tickets
+
+    conn.execute(sa.update(tickets).where(tickets.c.ticket_id == ticket_id)
+                 .values(status="queued", agent=None))

@@ -201,3 +201,13 @@ def test_an_event_reason_is_masked_and_an_unknown_event_refused(conn):
     assert "6222 0212 3456 7890 123" not in reason and "7890" not in reason.replace(" ", "")[:-3]
     with pytest.raises(ValueError, match="unknown ticket event"):
         tq.add_event(conn=conn, ticket_id=ticket.ticket_id, event="deleted")
+
+
+def test_a_reply_is_recorded_only_while_the_ticket_is_the_agents(conn):
+    ticket, _ = tq.open_ticket(conn=conn, channel="web", sender_id="race", category="complain",
+                               priority=3)
+    assert not tq.touch_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent1")  # queued
+    assert tq.claim_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent1")
+    assert not tq.touch_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent2")
+    assert tq.touch_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="agent1")
+    assert tq.get_ticket(conn=conn, ticket_id=ticket.ticket_id).agent_replied_at is not None

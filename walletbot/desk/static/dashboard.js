@@ -133,6 +133,8 @@
     set("fig-overdue", d.overdue.in_period);
     set("fig-overdue-now", d.overdue.now);
     set("fig-agents-online", d.agents.online + " 人");
+    var w = d.agents.window_seconds;
+    set("fig-agents-window", "近 " + (w % 60 ? w + " 秒" : (w / 60) + " 分钟") + "内在工作台");
   }
 
   function renderCharts(d) {
