@@ -35,6 +35,7 @@ import yaml
 
 from walletbot.faq.kb import PLACEHOLDER_RE
 from walletbot.privacy import contains_pii
+from walletbot.trainer.lint import Issue
 
 ERROR = "error"
 WARNING = "warning"
@@ -61,19 +62,8 @@ _TOKEN_RE = re.compile(PLACEHOLDER_RE.pattern + r"|" + _VARIABLE_RE.pattern)
 _BARE_PLACEHOLDER_RE = re.compile(r"【[^】]*" + PLACEHOLDER_MARK + r"[^】]*】")
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One lint finding, printed like the knowledge-base lint's (``path:line: severity: …``)."""
-
-    severity: str
-    path: Path
-    line: int
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else str(self.path)
-        return f"{where}: {self.severity}: {self.message} [{self.code}]"
+# Findings print like the knowledge-base lint's (``path:line: severity: … [code]``).
+Finding = Issue
 
 
 @dataclass(frozen=True)
