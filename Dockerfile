@@ -1,6 +1,11 @@
 # One image for the Rasa replicas, the action server and the database bootstrap
-# (docker-compose.yml). Not built or run by this project's tests: see README,
-# "Production". The model is not baked in; it comes from the `models` volume.
+# (docker-compose.yml, deploy/k8s/). Not built or run by this project's tests
+# (tests/deploy/test_k8s.py reads it): see README, "Production". The model is not
+# baked in; it comes from the `models` volume (Compose) or the model image
+# (deploy/k8s/model.Dockerfile). Production only: no development defaults are
+# copied (.dockerignore leaves config/dev.env and config/agents.dev.yml out),
+# and WALLETBOT_IN_IMAGE makes the start-up check refuse any WALLETBOT_ENV but
+# production (walletbot/settings.py, check_startup).
 FROM python:3.10-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,6 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RASA_TELEMETRY_ENABLED=false \
     RASA_CACHE_DIRECTORY=/tmp/rasa-cache \
     WALLETBOT_ENV=production \
+    WALLETBOT_IN_IMAGE=1 \
     PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
@@ -20,22 +26,25 @@ WORKDIR /app
 COPY requirements.txt constraints.txt ./
 RUN python -m venv /opt/venv \
  && pip install "pip==26.3" "setuptools==70.3.0" "wheel==0.45.1" \
- && grep -v -E '^(pytest|pytest-asyncio|playwright)==' requirements.txt > /tmp/requirements.txt \
+ && grep -v -E '^(pytest|pytest-asyncio|playwright|kubernetes-validate)==' requirements.txt > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt -c constraints.txt \
  && rm /tmp/requirements.txt
 
 COPY pyproject.toml config.yml domain.yml endpoints.yml credentials.yml ./
 COPY walletbot/ walletbot/
 COPY actions/ actions/
+# config/prod/ and nothing of the dev profile (.dockerignore: config/dev.env,
+# config/agents.dev.yml); of scripts/, only the production ones.
 COPY config/ config/
 COPY data/ data/
-COPY scripts/ scripts/
+COPY scripts/prod/ scripts/prod/
 # Editable, as `make install` does: the web page's static files stay in place.
 RUN pip install --no-deps -e . \
  && useradd --system --uid 10001 --user-group --create-home --shell /usr/sbin/nologin walletbot \
  && mkdir -p /app/models && chown walletbot:walletbot /app/models
 
-USER walletbot
+# Numeric, so Kubernetes' runAsNonRoot can verify it (deploy/k8s/).
+USER 10001:10001
 EXPOSE 5005 5055
 # docker-compose.yml gives every service its own command; this is a replica.
 # Rasa starts through walletbot's entry point (version check, walletbot's

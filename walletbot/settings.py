@@ -54,10 +54,22 @@ DEFAULT_RATE_LIMIT_PER_MINUTE = 30
 DEFAULT_WALLET_DB_URL = "sqlite:///var/wallet.db"
 
 
+# Set by the Dockerfile: this process runs from the built image, which carries
+# no development defaults (.dockerignore leaves config/dev.env and
+# config/agents.dev.yml out) and serves production only (check_startup).
+IN_IMAGE_MARKER = "WALLETBOT_IN_IMAGE"
+
+
+def in_image(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether the environment says this runs from the built image (``WALLETBOT_IN_IMAGE``)."""
+    source = os.environ if environ is None else environ
+    return _flag(source.get(IN_IMAGE_MARKER))
+
+
 def _source(environ: Optional[Mapping[str, str]]) -> Dict[str, str]:
-    """The environment, over config/dev.env's defaults outside production."""
+    """The environment, over config/dev.env's defaults outside production (never in the image)."""
     given = dict(os.environ if environ is None else environ)
-    if given.get("WALLETBOT_ENV", "dev") == "production":
+    if given.get("WALLETBOT_ENV", "dev") == "production" or in_image(given):
         return given
     source = dict(read_env_file(DEV_ENV_FILE)) if DEV_ENV_FILE.exists() else {}
     source.update(given)
@@ -398,13 +410,20 @@ def unsafe_dev_features(environ: Optional[Mapping[str, str]] = None) -> List[str
 
 
 def check_startup(environ: Optional[Mapping[str, str]] = None) -> int:
-    """Exit status for start-up: production refuses placeholder and weak secrets.
+    """Exit status for start-up: production refuses placeholder and weak secrets, and
+    the built image (``WALLETBOT_IN_IMAGE``) refuses every profile but production.
 
     Every refusal is printed, one line each, naming the variable and the rule.
     """
     settings = Settings.from_env(environ)
     from walletbot.handoff.levels import service_level_problem
 
+    if in_image(environ) and not settings.is_production:
+        print(f"refusing to start: WALLETBOT_ENV={settings.env} inside the walletbot image "
+              f"({IN_IMAGE_MARKER}=1): the image serves production only and carries no "
+              "development defaults; set WALLETBOT_ENV=production (its default) and real "
+              "secrets, or run the dev profile from a checkout (make run)", file=sys.stderr)
+        return 1
     # Service levels are checked in every profile: a typo must not switch a timer off.
     sla = service_level_problem(settings)
     if sla:

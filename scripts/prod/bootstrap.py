@@ -3,6 +3,7 @@
     python scripts/prod/bootstrap.py check-local     # prints the local cluster's port
     python scripts/prod/bootstrap.py setup --admin-url postgresql://postgres@/postgres?host=...
     POSTGRES_ADMIN_URL=postgresql://postgres:<pw>@postgres/postgres python scripts/prod/bootstrap.py setup
+    python scripts/prod/bootstrap.py wait [--only WALLET_DB_URL] [--timeout 600]
 
 ``setup`` connects as a superuser (``--admin-url``) and, for ``TRACKER_DB_URL``
 and ``WALLET_DB_URL`` (environment), creates the login role with the URL's
@@ -10,6 +11,13 @@ password (or sets the password again, so a changed secret takes effect) and
 the database owned by it. Then, as those roles, it creates Rasa's tracker
 table and the wallet DB's tables (with ``walletbot.store.init_db``) *before*
 the Rasa replicas start, so they never race to create them.
+
+``wait`` is for replicas that start beside a separate ``setup`` run (the
+Kubernetes manifests, deploy/k8s/: an init container of every Rasa and action
+server pod). As the bot's own roles (no superuser), it waits until both
+databases (or the one named by ``--only``) answer and hold every table and
+column that ``setup`` of this version creates; it exits 0 then, 2 after
+``--timeout`` seconds. It changes nothing.
 
 ``check-local`` is for ``scripts/prod.sh``, which runs the cluster itself: both
 URLs must be PostgreSQL on 127.0.0.1/localhost, on the same port, with a user
@@ -21,7 +29,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Dict, List, Tuple
+import time
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -34,9 +43,9 @@ class SetupError(Exception):
     """A configuration problem, with what to do about it."""
 
 
-def _urls(environ: Dict[str, str]) -> List[Tuple[str, URL]]:
+def _urls(environ: Dict[str, str], names: Sequence[str] = URL_VARS) -> List[Tuple[str, URL]]:
     found = []
-    for name in URL_VARS:
+    for name in names:
         raw = (environ.get(name) or "").strip()
         if not raw:
             raise SetupError(f"{name} is not set (e.g. postgresql://rasa:<password>@127.0.0.1:5432/rasa)")
@@ -133,6 +142,79 @@ def setup(environ: Dict[str, str], admin_url: str) -> None:
     _create_tables(urls["TRACKER_DB_URL"], urls["WALLET_DB_URL"])
 
 
+# --- wait: the schema is there (Kubernetes: before a replica starts) ------------
+
+WAIT_TIMEOUT = 600.0
+WAIT_INTERVAL = 3.0
+
+
+def expected_schema(name: str) -> Dict[str, List[str]]:
+    """Tables of ``setup`` for the database of ``name``, each with its columns."""
+    if name == "TRACKER_DB_URL":
+        from rasa.core.tracker_store import SQLTrackerStore
+
+        tables = SQLTrackerStore.Base.metadata.sorted_tables
+    else:
+        from walletbot.store import metadata
+
+        tables = metadata.sorted_tables
+    return {table.name: [column.name for column in table.columns] for table in tables}
+
+
+def schema_missing(name: str, url: URL) -> List[str]:
+    """What ``setup`` has not created yet in the database of ``url``: ``table`` or
+    ``table.column`` entries, none when it is ready. Connection errors propagate."""
+    engine = sa.create_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        missing: List[str] = []
+        for table, columns in expected_schema(name).items():
+            if not inspector.has_table(table):
+                missing.append(table)
+                continue
+            present = {column["name"] for column in inspector.get_columns(table)}
+            missing.extend(f"{table}.{column}" for column in columns if column not in present)
+        return missing
+    finally:
+        engine.dispose()
+
+
+def wait(
+    environ: Dict[str, str],
+    names: Sequence[str] = URL_VARS,
+    *,
+    timeout: float = WAIT_TIMEOUT,
+    interval: float = WAIT_INTERVAL,
+    check: Callable[[str, URL], List[str]] = schema_missing,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Returns once every database of ``names`` holds the schema; SetupError after ``timeout``."""
+    urls = _urls(environ, names)
+    deadline = clock() + timeout
+    while True:
+        problems = []
+        for name, url in urls:
+            where = url.render_as_string(hide_password=True)
+            try:
+                missing = check(name, url)
+            except sa.exc.SQLAlchemyError as error:
+                # The class only: a driver's message may quote the connection string.
+                problems.append(f"{name} ({where}) does not answer ({type(error).__name__})")
+                continue
+            if missing:
+                shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
+                problems.append(f"{name} ({where}) lacks {shown}")
+        if not problems:
+            print("bootstrap: the schema is ready", flush=True)
+            return
+        if clock() >= deadline:
+            raise SetupError(f"not ready after {timeout:.0f} s (has `bootstrap.py setup` run?): "
+                             + "; ".join(problems))
+        print("bootstrap: waiting: " + "; ".join(problems), flush=True)
+        sleep(interval)
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,12 +223,22 @@ def main(argv: List[str]) -> int:
     setup_parser.add_argument("--admin-url", default=os.environ.get("POSTGRES_ADMIN_URL"),
                               help="SQLAlchemy URL of a superuser connection "
                                    "(default: $POSTGRES_ADMIN_URL, which keeps it out of `ps`)")
+    wait_parser = commands.add_parser("wait", help="wait until setup's tables and columns exist")
+    wait_parser.add_argument("--only", choices=URL_VARS, action="append",
+                             help="check this database only (repeatable; default: both)")
+    wait_parser.add_argument("--timeout", type=float, default=WAIT_TIMEOUT,
+                             help="seconds before giving up (exit 2)")
+    wait_parser.add_argument("--interval", type=float, default=WAIT_INTERVAL,
+                             help="seconds between two checks")
     args = parser.parse_args(argv)
     try:
         if args.command == "setup" and not args.admin_url:
             raise SetupError("give --admin-url or set POSTGRES_ADMIN_URL")
         if args.command == "check-local":
             print(check_local(dict(os.environ)))
+        elif args.command == "wait":
+            wait(dict(os.environ), args.only or URL_VARS, timeout=args.timeout,
+                 interval=args.interval)
         else:
             setup(dict(os.environ), args.admin_url)
     except SetupError as error:

@@ -18,10 +18,15 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResu
 
 from walletbot.conversation import ConversationId
 from walletbot.handoff.transcript import transcript_lines
+from walletbot.rasa_compat.trackerstore import threaded_store
 
 logger = logging.getLogger(__name__)
 
 RESOLVED_ACTION = "utter_handoff_resolved"
+# Transcript lines the desk shows, and the events read for them (a turn stores
+# about four events per message line, actions and slots included).
+MAX_LINES = 200
+RECENT_EVENTS = 6 * MAX_LINES
 JOINED_TEXT = "您好，我是人工客服{name}，已为您接入，请问有什么可以帮您？"
 
 
@@ -47,12 +52,24 @@ class Relay:
         return CollectingOutputChannel()
 
     async def conversation(self, conversation: ConversationId) -> Tuple[List[Dict[str, Any]], bool]:
-        """Masked lines of the conversation and whether the bot is paused."""
+        """Masked lines of the conversation and whether the bot is paused.
+
+        On the project's SQL store only the newest events are read (the desk
+        polls this every 2 s per agent); elsewhere the whole tracker.
+        """
+        store = threaded_store(self.agent.tracker_store)
+        if store is not None:
+            try:
+                events, paused = await store.recent_events(str(conversation), RECENT_EVENTS)
+            except Exception as error:  # as Rasa's fail-safe store: no transcript, no crash
+                logger.error("desk transcript not read: %s", type(error).__name__)
+                return [], False
+            return transcript_lines(events, limit=MAX_LINES), paused
         tracker = await self.agent.tracker_store.retrieve(str(conversation))
         if tracker is None:
             return [], False
         events = tracker.current_state(EventVerbosity.AFTER_RESTART)["events"]
-        return transcript_lines(events, limit=200), tracker.is_paused()
+        return transcript_lines(events, limit=MAX_LINES), tracker.is_paused()
 
     async def _append(self, key: str, *events: Any) -> None:
         async with self.agent.lock_store.lock(key):

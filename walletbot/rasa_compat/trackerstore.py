@@ -84,6 +84,7 @@ from rasa.shared.core.events import (
     ConversationPaused,
     ConversationResumed,
     Event,
+    Restarted,
     SessionStarted,
     SlotSet,
     UserUttered,
@@ -113,6 +114,9 @@ DAY_SECONDS = 86_400
 CUT_ATTEMPTS = 3
 # Ids per DELETE … WHERE id IN (…) statement.
 DELETE_CHUNK = 500
+# The events that switch the bot off and on again (see recent_events).
+_PAUSE_SWITCHES = (ConversationPaused.type_name, ConversationResumed.type_name,
+                   Restarted.type_name)
 # A kept tracker longer than twice this is cut back to this many events.
 DEFAULT_TURN_WINDOW = 150
 MIN_TURN_WINDOW = 50
@@ -307,6 +311,36 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
         await self.stream_events(tracker)
         await self._in_thread(self._save_now, tracker)
+
+    async def recent_events(self, sender_id: Text, limit: int) -> Tuple[List[Dict[str, Any]], bool]:
+        """The newest events of the conversation for display, and whether the bot is paused.
+
+        What ``retrieve(...).current_state(AFTER_RESTART)["events"]`` and
+        ``is_paused()`` give, without reading and replaying the whole session:
+        at most ``limit`` events of the current session after its latest
+        restart (oldest first), as dicts; paused when the session's latest
+        pause, resume or restart is a pause (a session start unpauses, as in
+        Rasa). The desk polls this every few seconds per agent, so its cost must
+        not grow with the conversation.
+        """
+        return await self._in_thread(self._recent_now, sender_id, limit)
+
+    def _recent_now(self, sender_id: Text, limit: int) -> Tuple[List[Dict[str, Any]], bool]:
+        E = self.SQLEvent
+        with self.session_scope() as session:
+            mine = E.sender_id == sender_id
+            # The session as Rasa's _event_query delimits it: by timestamp.
+            start = session.query(sa.func.max(E.timestamp)).filter(
+                mine, E.type_name == SessionStarted.type_name).scalar()
+            where = [mine] if start is None else [mine, E.timestamp >= start]
+            rows = session.query(E.data).filter(*where).order_by(E.id.desc()).limit(limit).all()
+            switch = session.query(E.type_name).filter(
+                *where, E.type_name.in_(_PAUSE_SWITCHES)).order_by(E.id.desc()).limit(1).scalar()
+        events = [json.loads(row.data) for row in reversed(rows)]
+        restarts = [i for i, event in enumerate(events) if event.get("event") == Restarted.type_name]
+        if restarts:
+            events = events[restarts[-1] + 1:]
+        return events, switch == ConversationPaused.type_name
 
     # -- saving ------------------------------------------------------------------
 
@@ -523,6 +557,17 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         return None
 
 
+def threaded_store(store: Any) -> Optional[ThreadedSQLTrackerStore]:
+    """This project's store inside Rasa's wrappers (fail-safe, awaitable), or None."""
+    for _ in range(5):
+        if isinstance(store, ThreadedSQLTrackerStore):
+            return store
+        store = getattr(store, "_tracker_store", None) or getattr(store, "tracker_store", None)
+        if store is None:
+            return None
+    return None
+
+
 def _row(sender_id: Text, event: Event) -> Dict[str, Any]:
     """An ``events`` row as Rasa's SQL store writes it."""
     data = event.as_dict()
@@ -632,12 +677,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     endpoints = args[0] if args else str(PROJECT_ROOT / "endpoints.yml")
     config = read_endpoint_config(endpoints, "tracker_store")
     store: Any = TrackerStore.create(config, Domain.load(str(PROJECT_ROOT / "domain.yml")))
-    while not isinstance(store, ThreadedSQLTrackerStore):  # Rasa's wrappers
-        inner = getattr(store, "_tracker_store", None) or getattr(store, "tracker_store", None)
-        if inner is None:
-            print(f"{endpoints}: tracker_store is not a ThreadedSQLTrackerStore", file=sys.stderr)
-            return 2
-        store = inner
+    store = threaded_store(store)
+    if store is None:
+        print(f"{endpoints}: tracker_store is not a ThreadedSQLTrackerStore", file=sys.stderr)
+        return 2
     try:
         removed = asyncio.run(store.prune_all())
     finally:

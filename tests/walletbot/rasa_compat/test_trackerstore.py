@@ -560,3 +560,70 @@ async def test_the_prune_command_uses_the_endpoints_bounds(
 
     assert len(stored(url)) <= 80
     assert f"pruned {163 - len(stored(url))} events of 1 conversations" in capsys.readouterr().out
+
+
+# -- the desk's read of a conversation (recent_events) ---------------------------
+
+def _recent_step(n: int, kind: str) -> List[Any]:
+    from rasa.shared.core.events import ConversationResumed, Restarted
+
+    return {
+        "user": [ActionExecuted("action_listen"),
+                 UserUttered(f"问题{n}", {"name": "greet", "confidence": 1.0})],
+        "bot": [ActionExecuted("utter_greet"), BotUttered(f"回答{n}")],
+        "agent": [BotUttered(f"客服{n}", {"agent": "agent1", "agent_name": "小王"})],
+        "slot": [SlotSet("order_id", f"WD{n}")],
+        "pause": [ConversationPaused()],
+        "resume": [ConversationResumed()],
+        "restart": [Restarted()],
+        "session": [ActionExecuted("action_session_start"), SessionStarted()],
+    }[kind]
+
+
+RECENT_KINDS = ("user", "bot", "agent", "slot", "pause", "resume", "restart", "session")
+
+
+def test_the_desk_reads_what_the_whole_tracker_would_show(url: str) -> None:
+    """recent_events equals retrieve + AFTER_RESTART + is_paused, for random conversations."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    from rasa.shared.core.trackers import EventVerbosity
+
+    from walletbot.handoff.transcript import transcript_lines
+
+    store = bounded(url)
+    counter = iter(range(10**6))
+
+    @settings(max_examples=40, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(st.lists(st.sampled_from(RECENT_KINDS), min_size=1, max_size=40),
+           st.integers(min_value=1, max_value=30))
+    def check(kinds: List[str], limit: int) -> None:
+        sender = f"r{next(counter)}"
+        tracker = DialogueStateTracker(sender, DOMAIN.slots)
+        start = 1_700_000_000.0
+        for n, kind in enumerate(kinds):
+            for event in _recent_step(n, kind):
+                start += 1
+                event.timestamp = start
+                tracker.update(event)
+
+        async def both() -> Tuple[Any, Any, Any]:
+            await store.save(tracker)
+            whole = await store.retrieve(sender)
+            return whole, await store.recent_events(sender, 10_000), \
+                await store.recent_events(sender, limit)
+
+        whole, (events, paused), (tail, tail_paused) = asyncio.run(both())
+        expected = whole.current_state(EventVerbosity.AFTER_RESTART)["events"]
+        assert events == expected
+        assert paused == whole.is_paused() == tail_paused
+        # A short read is the newest part of what the long one shows.
+        assert tail == expected[-limit:]
+        lines = transcript_lines(tail, limit=3)
+        if lines:
+            assert lines == transcript_lines(expected, limit=10**6)[-len(lines):]
+
+    try:
+        check()
+    finally:
+        store.engine.dispose()
