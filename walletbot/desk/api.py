@@ -276,7 +276,9 @@ class DeskInput(InputChannel):
         def relay(request: Request) -> Relay:
             return Relay(request.app.ctx.agent, getattr(request.app.ctx, "input_channels", []))
 
-        # Agents seen at the desk (auto-assignment, the agents list): throttled, never failing.
+        # Agents seen at the desk (auto-assignment, the agents list, the wait estimate):
+        # recorded from the console's queue poll only, so a supervisor with just the
+        # dashboard open is not "at the desk". Throttled, never failing.
         presence = PresenceRecorder(lambda: self.desk.wallet)
 
         def authed(handler: Callable[..., Awaitable[HTTPResponse]]) -> Callable[..., Awaitable[HTTPResponse]]:
@@ -287,7 +289,6 @@ class DeskInput(InputChannel):
                     return _error("会话服务暂时不可用，请稍后重试", 503)
                 if claims is None:
                     return _error("未登录或登录已过期，请重新登录", 401)
-                await presence.seen(claims["sub"])
                 if request.method == "POST" and not (request.content_type or "").startswith(
                     "application/json"
                 ):
@@ -457,6 +458,7 @@ class DeskInput(InputChannel):
         @bp.route("/api/tickets", methods=["GET"])
         @authed
         async def tickets(request: Request, claims: Dict[str, Any]) -> HTTPResponse:
+            await presence.seen(claims["sub"])  # the console polls this every 2 s
             statuses = ("resolved",) if request.args.get("status") == "resolved" else ("queued", "assigned")
             rows = await self.desk.tickets(statuses=statuses)
             # Overdue tickets first, each with its service-level state.

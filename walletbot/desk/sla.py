@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from walletbot.desk.routing import DeskRoutes
 
 logger = logging.getLogger(__name__)
+# Seconds one message to a user may take before the timer moves on.
+TELL_TIMEOUT = 20.0
 
 __all__ = ["SlaTimer", "Tick", "overdue_first", "register", "state_json", "utcnow"]
 
@@ -219,7 +221,12 @@ class SlaTimer:
     @staticmethod
     async def _tell(relay: Relay, ticket: Ticket, text: str, kind: str) -> None:
         try:
-            await relay.tell(ticket.conversation, text=text, kind=kind)
+            # Bounded: a conversation lock or channel that hangs must not stall every timer.
+            await asyncio.wait_for(relay.tell(ticket.conversation, text=text, kind=kind),
+                                   TELL_TIMEOUT)
+        except asyncio.TimeoutError:
+            logger.error("telling the user of ticket %s (%s) took over %g s; gave up",
+                         ticket.number, kind, TELL_TIMEOUT)
         except Exception:  # one conversation's trouble must not silence the others
             logger.exception("could not tell the user of ticket %s (%s)", ticket.number, kind)
 

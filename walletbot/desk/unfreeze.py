@@ -65,6 +65,8 @@ def register(bp: Any, routes: DeskRoutes) -> None:
         outcome = await channel.desk.wallet.run(
             desk_tools.lift_freeze, user_id=ticket.user_id, ticket_id=ticket.ticket_id,
             agent=agent.login, note=NOTE_TEXT.format(method=methods[method]))
+        if outcome == desk_tools.NOT_HELD:
+            return error("工单已被退回队列或转接，未解除冻结", 409)
         if outcome != desk_tools.UNFROZEN:
             return error("该账户当前未被冻结", 409)
         await channel.desk.audit("account_unfreeze", actor=agent.login,

@@ -303,8 +303,9 @@ def _queued_candidates(conn: Connection) -> List[Tuple[int, Optional[str]]]:
     stmt = (
         sa.select(tickets.c.ticket_id, taken_from)
         .where(tickets.c.status == "queued")
-        .order_by(tickets.c.priority, sa.func.coalesce(tickets.c.queued_at, tickets.c.created_at),
-                  tickets.c.ticket_id)
+        # The queue's one order (tickets.list_tickets, queue_position): a requeued
+        # ticket keeps its place, as its user was told.
+        .order_by(tickets.c.priority, tickets.c.created_at, tickets.c.ticket_id)
         .limit(_ASSIGN_LOOKAHEAD)
     )
     return [(int(ticket_id), target) for ticket_id, target in conn.execute(stmt)]
@@ -376,7 +377,7 @@ def auto_assign_one(
 
 # --- unfreezing ------------------------------------------------------------------
 
-UNFROZEN, NOT_FROZEN, NO_USER = "unfrozen", "not_frozen", "no_user"
+UNFROZEN, NOT_FROZEN, NO_USER, NOT_HELD = "unfrozen", "not_frozen", "no_user", "not_held"
 
 
 def lift_freeze(*, conn: Connection, user_id: str, ticket_id: int, agent: str, note: str) -> str:
@@ -384,8 +385,15 @@ def lift_freeze(*, conn: Connection, user_id: str, ticket_id: int, agent: str, n
 
     Returns:
         :data:`UNFROZEN`; :data:`NOT_FROZEN` (nothing changed, also when a
-        colleague was first); :data:`NO_USER` (no such user).
+        colleague was first); :data:`NO_USER` (no such user); :data:`NOT_HELD`
+        (the ticket is no longer ``agent``'s or no longer this user's: taken
+        back or transferred since the caller looked).
     """
+    held = conn.execute(sa.select(tickets.c.ticket_id).where(
+        tickets.c.ticket_id == ticket_id, tickets.c.status == "assigned",
+        tickets.c.agent == agent, tickets.c.user_id == user_id)).first()
+    if held is None:
+        return NOT_HELD
     user = queries.get_user(conn=conn, user_id=user_id)
     if user is None:
         return NO_USER

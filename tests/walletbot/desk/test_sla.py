@@ -9,6 +9,7 @@ import threading
 from datetime import timedelta
 from typing import Any, AsyncIterator, Dict, List, Tuple
 from zoneinfo import ZoneInfo
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -416,3 +417,17 @@ def test_bad_environment_values_stop_the_start_up_check(monkeypatch, capsys):
     channel = DeskInput.from_credentials({"secret": "x" * 40, "sla_reply_minutes": "0.1"})
     assert channel.service_levels.reply_minutes == 0.1
     assert channel.service_levels.queue_minutes == (2, 4, 8)
+
+
+async def test_a_hanging_message_to_one_user_does_not_stall_the_timer(monkeypatch, caplog):
+    from walletbot.desk import sla as sla_module
+
+    class Hanging:
+        async def tell(self, *_: Any, **__: Any) -> None:
+            await asyncio.sleep(3600)
+
+    monkeypatch.setattr(sla_module, "TELL_TIMEOUT", 0.1)
+    ticket = SimpleNamespace(conversation="web:x", number="T000009")
+    with caplog.at_level(logging.ERROR, logger="walletbot.desk.sla"):
+        await asyncio.wait_for(SlaTimer._tell(Hanging(), ticket, "稍候", "wait"), 2)
+    assert any("T000009" in r.getMessage() and "gave up" in r.getMessage() for r in caplog.records)

@@ -219,6 +219,7 @@ async def test_the_cap_is_enforced_on_claim_and_on_transfer(served, wallet):
 
 async def test_the_agents_list_and_the_availability_switch(served, wallet):
     desk, api = served
+    assert (await api("agent2", "GET", "api/tickets"))[0] == 200  # agent2's console polls
     status, body = await api("agent2", "GET", "api/agents")
     assert status == 200
     assert "password" not in json.dumps(body) and "scrypt" not in json.dumps(body)
@@ -375,7 +376,12 @@ async def test_a_request_marks_the_agent_seen_and_a_db_failure_does_not_fail_it(
                                                                                  monkeypatch):
     desk, api = served
     assert await wallet.run(desk_tools.presence_of) == {}  # logging in is not being seen
-    assert (await api("agent2", "GET", "api/me"))[0] == 200
+    # Nor is any call but the console's queue poll: a supervisor with only the
+    # dashboard open must not be given tickets.
+    for path in ("api/me", "api/agents", "api/dashboard?days=1", "api/audit"):
+        await api("agent1", "GET", path)
+    assert await wallet.run(desk_tools.presence_of) == {}
+    assert (await api("agent2", "GET", "api/tickets"))[0] == 200
     assert set(await wallet.run(desk_tools.presence_of)) == {"agent2"}
 
     def record_seen(*, conn, login, at=None):
@@ -384,8 +390,8 @@ async def test_a_request_marks_the_agent_seen_and_a_db_failure_does_not_fail_it(
     monkeypatch.setattr(desk_tools, "record_seen", record_seen)
     async with serve_desk(make_desk(wallet)) as second, client() as http:  # nobody seen here yet
         token = await token_of(http, second.base, "agent1")
-        status, body, _ = await call(http, "GET", f"{second.base}/api/me", token=token)
-        assert status == 200 and body["login"] == "agent1"
+        status, body, _ = await call(http, "GET", f"{second.base}/api/tickets", token=token)
+        assert status == 200 and "tickets" in body
     assert set(await wallet.run(desk_tools.presence_of)) == {"agent2"}
 
 
@@ -415,7 +421,7 @@ async def test_auto_assignment_gives_a_new_ticket_to_an_available_agent(wallet, 
     monkeypatch.setattr(assign, "TICK_SECONDS", 0.05)
     async with serve_desk(make_desk(wallet)) as desk, client() as http:
         token = await token_of(http, desk.base, "agent2")
-        await call(http, "GET", f"{desk.base}/api/me", token=token)  # agent2's console is open
+        await call(http, "GET", f"{desk.base}/api/tickets", token=token)  # agent2's console is open
         off = await open_ticket(wallet, "auto-off")
         await asyncio.sleep(0.3)
         assert (await wallet.run(tq.get_ticket, ticket_id=off.ticket_id)).status == "queued"

@@ -7,11 +7,12 @@ import threading
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from walletbot.store import desk_tools as dt
 from walletbot.store import queries
 from walletbot.store import tickets as tq
-from walletbot.store.schema import utcnow
+from walletbot.store.schema import tickets as tickets_table, utcnow
 
 WINDOW = timedelta(seconds=60)
 CARD = "6222 0212 3456 7890 123"
@@ -310,6 +311,15 @@ def test_presence_seen_and_the_availability_switch(conn):
 
 def test_lift_freeze_only_changes_a_frozen_account_and_notes_how(conn):
     ticket = _open(conn, "frozen", user_id="U1001")
+    assert queries.set_frozen(conn=conn, user_id="U1001", frozen=True)
+    # Not held by the agent (still queued: e.g. taken back since the agent looked).
+    assert dt.lift_freeze(conn=conn, user_id="U1001", ticket_id=ticket.ticket_id, agent="a1",
+                          note="核验方式：甲") == dt.NOT_HELD
+    assert queries.get_user(conn=conn, user_id="U1001").frozen
+    assert tq.claim_ticket(conn=conn, ticket_id=ticket.ticket_id, agent="a1")
+    assert dt.lift_freeze(conn=conn, user_id="U1001", ticket_id=ticket.ticket_id, agent="a2",
+                          note="核验方式：甲") == dt.NOT_HELD
+    assert queries.set_frozen(conn=conn, user_id="U1001", frozen=False)
     assert dt.lift_freeze(conn=conn, user_id="U1001", ticket_id=ticket.ticket_id, agent="a1",
                           note="核验方式：甲") == dt.NOT_FROZEN
     assert queries.set_frozen(conn=conn, user_id="U1001", frozen=True)
@@ -320,4 +330,20 @@ def test_lift_freeze_only_changes_a_frozen_account_and_notes_how(conn):
     assert dt.lift_freeze(conn=conn, user_id="U1001", ticket_id=ticket.ticket_id, agent="a1",
                           note="again") == dt.NOT_FROZEN
     assert dt.lift_freeze(conn=conn, user_id="U9999", ticket_id=ticket.ticket_id, agent="a1",
-                          note="x") == dt.NO_USER
+                          note="x") == dt.NOT_HELD  # not the ticket's user
+
+
+def test_auto_assignment_serves_the_queue_in_the_order_users_are_told(conn):
+    """A requeued ticket keeps its place: console, position and auto-assignment agree."""
+    first, _ = tq.open_ticket(conn=conn, channel="web", sender_id="first", category="complain",
+                              priority=3)
+    assert tq.claim_ticket(conn=conn, ticket_id=first.ticket_id, agent="agent1")
+    second, _ = tq.open_ticket(conn=conn, channel="web", sender_id="second", category="complain",
+                               priority=3)
+    # Taken back later than the second ticket was opened.
+    conn.execute(sa.update(tickets_table).where(tickets_table.c.ticket_id == first.ticket_id)
+                 .values(status="queued", agent=None, queued_at=utcnow() + timedelta(seconds=5)))
+    order = [t.ticket_id for t in tq.list_tickets(conn=conn, statuses=("queued",))]
+    assert order == [first.ticket_id, second.ticket_id]
+    assert tq.queue_position(conn=conn, ticket=tq.get_ticket(conn=conn, ticket_id=first.ticket_id)) == 1
+    assert [t for t, _ in dt._queued_candidates(conn)] == order
