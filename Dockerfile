@@ -40,7 +40,8 @@ COPY data/ data/
 COPY scripts/prod/ scripts/prod/
 # Editable, as `make install` does: the web page's static files stay in place.
 RUN pip install --no-deps -e . \
- && useradd --system --uid 10001 --user-group --create-home --shell /usr/sbin/nologin walletbot \
+ && groupadd --system --gid 10001 walletbot \
+ && useradd --system --uid 10001 --gid 10001 --create-home --shell /usr/sbin/nologin walletbot \
  && mkdir -p /app/models && chown walletbot:walletbot /app/models
 
 # Numeric, so Kubernetes' runAsNonRoot can verify it (deploy/k8s/).

@@ -202,3 +202,33 @@ def test_production_refuses_the_rate_limit_off(capsys):
     assert check_startup(strong(RATE_LIMIT_PER_MINUTE="12")) == 0
     # Development may switch it off (benchmarks, tests).
     assert check_startup({"WALLETBOT_ENV": "dev", "RATE_LIMIT_PER_MINUTE": "0"}) == 0
+
+
+# --- inside the built image (WALLETBOT_IN_IMAGE, set by the Dockerfile) -----------------
+
+
+@pytest.mark.parametrize("profile", ["dev", "prod", "staging", ""])
+def test_the_image_refuses_every_profile_but_production(profile, capsys):
+    assert check_startup({"WALLETBOT_ENV": profile, "WALLETBOT_IN_IMAGE": "1"}) == 1
+    err = capsys.readouterr().err
+    assert f"refusing to start: WALLETBOT_ENV={profile} inside the walletbot image" in err
+    # The same profile outside the image is the developer's (dev defaults behind it).
+    assert check_startup({"WALLETBOT_ENV": profile}) == 0
+
+
+def test_the_image_starts_production_with_real_secrets(capsys):
+    assert check_startup(strong(WALLETBOT_IN_IMAGE="1")) == 0
+    assert capsys.readouterr().err == ""
+    # ... and still refuses its placeholders.
+    assert check_startup(strong(WALLETBOT_IN_IMAGE="1", RASA_AUTH_TOKEN="dev-rasa-token")) == 1
+    assert "RASA_AUTH_TOKEN holds a development value" in capsys.readouterr().err
+
+
+def test_the_image_never_falls_back_to_config_dev_env():
+    from walletbot.settings import Settings, in_image
+
+    assert in_image({"WALLETBOT_IN_IMAGE": "1"}) and not in_image({"WALLETBOT_IN_IMAGE": "0"})
+    assert not in_image({})
+    inside = Settings.from_env({"WALLETBOT_ENV": "dev", "WALLETBOT_IN_IMAGE": "1"})
+    assert inside.wechat == {} and inside.rasa_auth_token == ""
+    assert Settings.from_env({"WALLETBOT_ENV": "dev"}).rasa_auth_token == "dev-rasa-token"

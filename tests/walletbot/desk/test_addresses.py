@@ -67,3 +67,16 @@ def test_trusted_proxies_take_networks_and_strings():
         TrustedProxies.parse("localhost")
     with pytest.raises(ValueError):
         TrustedProxies.parse(5)
+
+
+def test_the_desk_believes_the_same_proxies_as_the_web_chat(monkeypatch):
+    """Behind Compose's nginx or an Ingress the per-address login lock must see clients."""
+    from rasa.shared.utils.io import read_config_file
+
+    from walletbot.desk.api import DeskInput
+    from walletbot.settings import PROJECT_ROOT
+
+    monkeypatch.setenv("WEB_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")
+    credentials = read_config_file(str(PROJECT_ROOT / "credentials.yml"))
+    desk = DeskInput.from_credentials(credentials["walletbot.desk.api.DeskInput"])
+    assert "10.1.2.3" in desk.trusted_proxies and "192.168.1.1" not in desk.trusted_proxies
