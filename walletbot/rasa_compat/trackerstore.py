@@ -69,8 +69,10 @@ import functools
 import itertools
 import json
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Text, Tuple, TypeVar
 
 import sqlalchemy as sa
@@ -170,6 +172,10 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         self._executor = ThreadPoolExecutor(max_workers=self.threads,
                                             thread_name_prefix="tracker-store")
         self.cache: Optional[TrackerCache] = TrackerCache(cache_size) if cache_size else None
+        # Prunes of kept conversations run after their turn, not inside it (see save).
+        self._pruning: Set[Text] = set()
+        self._pruning_lock = threading.Lock()
+        self.background: Set["Future[Any]"] = set()
 
     def _tune_sqlite(self) -> None:
         """Pooled connections and write-ahead logging for a file database (see the module doc)."""
@@ -312,6 +318,39 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         await self.stream_events(tracker)
         await self._in_thread(self._save_now, tracker)
 
+    def _prune_later(self, sender_id: Text) -> None:
+        """Prunes a kept conversation in the store's threads; the turn does not wait.
+
+        A prune replays the session to check its cut (tens of milliseconds for a
+        long one) and used to make the turn that crossed the bound, and the
+        next one (the kept tracker was dropped and read again whole), the
+        slowest of their minute. The turn's events are committed already; the
+        prune deletes only older rows, so a turn saved meanwhile is unaffected.
+        One prune per conversation at a time.
+        """
+        with self._pruning_lock:
+            if sender_id in self._pruning:
+                return
+            self._pruning.add(sender_id)
+
+        def run() -> None:
+            try:
+                self._prune_now(sender_id, keep_kept=True)
+            except Exception as error:  # the turn is stored; a later save tries again
+                logger.error("could not prune a conversation's stored events: %s",
+                             type(error).__name__)
+            finally:
+                with self._pruning_lock:
+                    self._pruning.discard(sender_id)
+
+        future = self._executor.submit(run)
+        self.background.add(future)
+        future.add_done_callback(self.background.discard)
+
+    def wait_for_background(self, timeout: float = 30.0) -> None:
+        """Waits for the prunes started after turns (tests, shutdown)."""
+        futures.wait(list(self.background), timeout=timeout)
+
     async def recent_events(self, sender_id: Text, limit: int) -> Tuple[List[Dict[str, Any]], bool]:
         """The newest events of the conversation for display, and whether the bot is paused.
 
@@ -349,14 +388,17 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         # the new events found from the newest stored one; then the bounds.
         sender_id = tracker.sender_id
         kept = self.cache.get(sender_id) if self.cache is not None else None
-        if kept is not None and kept.tracker is tracker:
+        turn = kept is not None and kept.tracker is tracker
+        if turn:
             count, oldest = self._save_turn(kept)
             new_count = 0
         else:  # another reader's tracker: the kept one is brought up to date later
             count, oldest, new_count = self._save_any(tracker)
         too_many = bool(self.max_events) and count + new_count > self.max_events
         too_old = bool(self.max_days) and oldest is not None and oldest < self._cutoff()
-        if too_many or too_old:
+        if (too_many or too_old) and turn and self.cache.get(sender_id) is kept:  # type: ignore[union-attr]
+            self._prune_later(sender_id)
+        elif too_many or too_old:
             try:
                 self._prune_now(sender_id)
             except Exception as error:  # the turn is stored; the next save tries again
@@ -448,7 +490,13 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             removed["events"] += gone
         return removed
 
-    def _prune_now(self, sender_id: Text) -> int:
+    def _prune_now(self, sender_id: Text, keep_kept: bool = False) -> int:
+        """Applies both bounds to one conversation; returns how many events went.
+
+        ``keep_kept``: a kept tracker stays kept (its events in memory are the
+        session's newest, which a prune never deletes), with its count and
+        oldest event read again; otherwise it is dropped and read whole next time.
+        """
         E = self.SQLEvent
         if not (self.max_events or self.max_days):
             return 0
@@ -475,8 +523,15 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
                     if current > self.max_events:
                         removed += self._cut_session(session, sender_id)
             session.commit()
+            if removed and keep_kept and self.cache is not None:
+                count, oldest = session.query(sa.func.count(E.id), sa.func.min(E.timestamp)) \
+                    .filter(mine).one()
         if removed and self.cache is not None:
-            self.cache.drop(sender_id)
+            kept = self.cache.get(sender_id) if keep_kept else None
+            if kept is None:
+                self.cache.drop(sender_id)
+            else:
+                kept.count, kept.oldest_stamp = int(count), oldest
         if removed:
             logger.info("pruned %d stored events of a conversation (max_events=%d, max_days=%d)",
                         removed, self.max_events, self.max_days)
