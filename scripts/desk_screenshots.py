@@ -44,8 +44,10 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+from screenshots import find_chromium  # noqa: E402  (the README chat pictures' script)
+
 VIEWPORT = {"width": 1280, "height": 800}
 STEP_TIMEOUT = 30_000  # ms
 AGENT_LOGIN, AGENT_PASSWORD, AGENT_NAME = "agent1", "dev-agent-password", "小王"
@@ -407,15 +409,6 @@ def shoot_dashboard(browser: Any, base: str, week: Week, path: Path, evidence: P
 
 
 # --------------------------------------------------------------------------
-
-
-def find_chromium(given: Optional[str]) -> Optional[str]:
-    if given:
-        return given if os.access(given, os.X_OK) else None
-    for path in CHROMIUM_CANDIDATES:
-        if os.access(path, os.X_OK):
-            return path
-    return shutil.which("chromium")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
