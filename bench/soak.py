@@ -36,7 +36,10 @@ max<users> for each --find-max step): Locust's CSV (<run>_stats.csv,
 <run>_exceptions.csv), HTML report (<run>.html), log, scenario and the messages
 sent (<run>_sent.jsonl); then the memory samples (memory.csv), the events of
 conversations that failed the check (conversation_problems.json) and the
-summary (summary.md). msg/s counts the WeChat messages answered from the end
+summary (summary.md). With --profile S, py-spy records both replicas (only
+the thread holding the interpreter lock) for S seconds in the first and in the
+last --window, and the summary compares where their time went (profile_*.txt
+hold the raw stacks). msg/s counts the WeChat messages answered from the end
 of the ramp (10 s) to the time limit; p50/p95/p99 are of every WeChat message.
 Prints the Markdown summary with PASS/FAIL per criterion (0 errors; memory
 growth <= 5 % per process after --warmup; p99 of the last --window seconds
@@ -644,6 +647,95 @@ class MemorySampler:
         return self.samples
 
 
+class Profiler:
+    """py-spy on the replicas, once in the first and once in the last p99 window.
+
+    Records only the thread holding the interpreter lock (``--gil``): one event
+    loop per replica, so what holds it is what a waiting request waits for.
+    """
+
+    def __init__(self, pids: Mapping[str, int], out: Path, *, seconds: float,
+                 starts: Mapping[str, float], rate: int = 50) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if name.startswith("rasa")}
+        self.out, self.seconds, self.starts, self.rate = out, seconds, dict(starts), rate
+        self.files: Dict[str, Dict[str, Path]] = defaultdict(dict)  # phase -> replica -> file
+        self.errors: List[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        started = time.time()
+        for phase, at in sorted(self.starts.items(), key=lambda item: item[1]):
+            if self._stop.wait(max(0.0, at - (time.time() - started))):
+                return
+            spies = {}
+            for name, pid in self.pids.items():
+                path = self.out / f"profile_{phase}_{name}.txt"
+                spies[name] = (path, subprocess.Popen(
+                    [str(ROOT / ".venv" / "bin" / "py-spy"), "record", "--pid", str(pid),
+                     "--format", "raw", "--output", str(path), "--duration",
+                     str(int(self.seconds)), "--rate", str(self.rate), "--threads",
+                     "--nonblocking", "--gil"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            for name, (path, spy) in spies.items():
+                _, err = spy.communicate()
+                if spy.returncode == 0 and path.exists():
+                    self.files[phase][name] = path
+                else:
+                    self.errors.append(f"{phase} {name}: {err.decode(errors='replace')[-200:]}")
+
+    def start(self) -> "Profiler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def profile_table(files: Mapping[str, Mapping[str, Path]]) -> List[str]:
+    """Share of each part of a turn in the replicas' busy samples, per phase, side by side."""
+    from pyspy_profile import part_of, read_collapsed  # bench/, on sys.path above
+
+    phases = sorted(files)
+    shares: Dict[str, Dict[str, float]] = {}
+    totals: Dict[str, int] = {}
+    for phase in phases:
+        parts: Dict[str, int] = defaultdict(int)
+        for path in files[phase].values():
+            for frames, count in read_collapsed(path):
+                parts[part_of(frames)] += count
+        totals[phase] = sum(parts.values())
+        shares[phase] = {name: count / (totals[phase] or 1) for name, count in parts.items()}
+    names = sorted({n for s in shares.values() for n in s},
+                   key=lambda n: -max(s.get(n, 0.0) for s in shares.values()))
+    lines = ["| part of the turn (both replicas, `--gil`) | "
+             + " | ".join(f"{p} ({totals[p]} samples)" for p in phases) + " |",
+             "|---|" + "---|" * len(phases)]
+    lines += [f"| {n} | " + " | ".join(f"{shares[p].get(n, 0.0):.1%}" for p in phases) + " |"
+              for n in names]
+    return lines
+
+
+def p99_by_name(history: Sequence[Mapping[str, str]], window: float) -> List[str]:
+    """p99 (ms) of each WeChat request name in the first and the last ``window`` seconds."""
+    span = history_span(history)
+    if span is None:
+        return []
+    start, end = span
+    window = min(window, (end - start) / 2)
+    names = sorted({r["Name"] for r in history if is_message(r)})
+    lines = [f"| request | p99 first {window:.0f} s | p99 last {window:.0f} s | last / first |",
+             "|---|---|---|---|"]
+    for name in names:
+        rows = [r for r in history if r.get("Name") == name]
+        first = window_quantile(rows, start, start + window)
+        last = window_quantile(rows, end - window, end)
+        ratio = f"{last / first:.2f}" if first and last is not None else "n/a"
+        lines.append(f"| {name} | {ms(first)} | {ms(last)} | {ratio} |")
+    return lines
+
+
 def memory_growth(samples: Sequence[Tuple[float, Mapping[str, float]]],
                   warmup: float) -> Dict[str, Tuple[float, float, float]]:
     """Per process: ``(MB after warm-up, MB at the end, growth in %)``.
@@ -920,7 +1012,8 @@ def render_summary(*, users: int, user_rate: float, duration: float, max_rate: O
                    figures: LoadFigures, first_p99: Optional[float], last_p99: Optional[float],
                    window: float, growth: Mapping[str, Tuple[float, float, float]],
                    warmup: float, store: StoreCheck, criteria: Sequence[Criterion],
-                   steps: Sequence[Tuple[int, LoadFigures]] = (), out: Optional[Path] = None) -> str:
+                   steps: Sequence[Tuple[int, LoadFigures]] = (), out: Optional[Path] = None,
+                   by_name: Sequence[str] = (), profile: Sequence[str] = ()) -> str:
     lines: List[str] = steps_table(steps) if steps else []
     target = (f"{SOAK_SHARE:.0%} of {max_rate:.1f} msg/s = {SOAK_SHARE * max_rate:.1f} msg/s"
               if max_rate else "none (users given)")
@@ -941,6 +1034,10 @@ def render_summary(*, users: int, user_rate: float, duration: float, max_rate: O
     lines += [f"| {name} | {a:.0f} | {b:.0f} | {g:+.1f} % |" for name, (a, b, g) in sorted(growth.items())]
     lines += ["", "| criterion | result | detail |", "|---|---|---|"]
     lines += [f"| {c.name} | {'PASS' if c.passed else 'FAIL'} | {c.detail} |" for c in criteria]
+    if by_name:
+        lines += ["", *by_name]
+    if profile:
+        lines += ["", *profile]
     if figures.top_failures:
         lines += ["", "Most frequent failures:", *[f"- {f}" for f in figures.top_failures]]
     if store.problems:
@@ -1019,6 +1116,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="seconds before the memory baseline")
     parser.add_argument("--window", type=float, default=300.0,
                         help="seconds of the first and last p99 windows (at most half the run)")
+    parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
+                        help="py-spy both replicas this long in the first and the last window")
     parser.add_argument("--steps", default="10,25,50,75", help="--find-max: users per step")
     parser.add_argument("--step-duration", type=float, default=60.0, help="--find-max: seconds")
     parser.add_argument("--out", type=Path, help="report folder (default bench/.soak/<time>)")
@@ -1040,25 +1139,44 @@ class SoakResult:
     growth: Dict[str, Tuple[float, float, float]]
     store: StoreCheck
     fallbacks: int
+    by_name: List[str] = field(default_factory=list)
+    profile: List[str] = field(default_factory=list)
 
 
 def soak(session: Session, args: argparse.Namespace, users: int) -> SoakResult:
     """The soak run itself, its memory samples and the check of its conversations."""
-    sampler = MemorySampler(service_pids(session.stack)).start()
+    pids = service_pids(session.stack)
+    sampler = MemorySampler(pids).start()
+    profiler = None
+    if args.profile > 0:
+        window = min(args.window, args.duration / 2)
+        # Inside each window, clear of the ramp and of the end's stragglers.
+        lead = max(0.0, min(RAMP_SECONDS + 20.0, window - args.profile))
+        profiler = Profiler(pids, session.out, seconds=args.profile,
+                            starts={"first": lead,
+                                    "last": args.duration - window + lead}).start()
     try:
         run = session.run("soak", SOAK_PREFIX, users, args.user_rate, args.duration)
     finally:
         samples = sampler.stop()
+        if profiler is not None:
+            profiler.stop()
     write_memory_csv(session.out / "memory.csv", samples)
-    first_p99, last_p99, window = p99_windows(read_csv(run.csv("stats_history")), args.window)
+    history = read_csv(run.csv("stats_history"))
+    first_p99, last_p99, window = p99_windows(history, args.window)
     # The soak's own conversations: a find-max step past the maximum may rightly have failed.
     store = check_store(session.stack.env["TRACKER_DB_URL"],
                         read_sent(session.out / "soak_sent.jsonl"),
                         max_tracker_events(session.stack),
                         dump=session.out / "conversation_problems.json")
+    profile: List[str] = []
+    if profiler is not None:
+        profile = profile_table(profiler.files) if profiler.files else []
+        profile += [f"py-spy failed: {e}" for e in profiler.errors]
     return SoakResult(users, load_figures(run, args.duration), first_p99, last_p99, window,
                       memory_growth(samples, args.warmup), store,
-                      sum(len(t) for t in session.api.fallbacks([SOAK_PREFIX]).values()))
+                      sum(len(t) for t in session.api.fallbacks([SOAK_PREFIX]).values()),
+                      by_name=p99_by_name(history, args.window), profile=profile)
 
 
 def no_maximum(out: Path, steps: Sequence[Tuple[int, LoadFigures]]) -> int:
@@ -1101,7 +1219,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                              max_rate=max_rate, figures=result.figures,
                              first_p99=result.first_p99, last_p99=result.last_p99,
                              window=result.window, growth=result.growth, warmup=args.warmup,
-                             store=result.store, criteria=criteria, steps=steps, out=out)
+                             store=result.store, criteria=criteria, steps=steps, out=out,
+                             by_name=result.by_name, profile=result.profile)
     (out / "summary.md").write_text(summary, encoding="utf-8")
     print(summary)
     return 0 if all(c.passed for c in criteria) else 1

@@ -3,7 +3,9 @@
 Agent replies are pushed on the user's own channel and kept in the tracker as
 bot events marked with the agent, so the conversation history stays whole.
 Resolving resumes the bot (``ConversationResumed``) and asks for a score.
-Every tracker change happens under the conversation's lock, like a user turn.
+Every tracker change happens under the conversation's lock, like a user turn,
+and on the conversation's kept tracker (``locked_turn``): a reply costs the
+same in a long conversation as in a short one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, Ou
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationResumed
 
 from walletbot.conversation import ConversationId
+from walletbot.rasa_compat.agent import locked_turn
 from walletbot.handoff.transcript import transcript_lines
 from walletbot.rasa_compat.trackerstore import threaded_store
 
@@ -72,7 +75,7 @@ class Relay:
         return transcript_lines(events, limit=MAX_LINES), tracker.is_paused()
 
     async def _append(self, key: str, *events: Any) -> None:
-        async with self.agent.lock_store.lock(key):
+        async with locked_turn(self.agent, key):
             tracker = await self.agent.processor.get_tracker(key)
             # Stamped now, not when the agent pressed send: a user turn that held
             # the lock meanwhile is stored first and must stay older.
@@ -123,7 +126,7 @@ class Relay:
         """Un-pauses the bot, which says the handoff is over and asks for a score."""
         key, channel = str(conversation), conversation.channel
         output = _Addressed(self.output_for(channel), conversation.sender)
-        async with self.agent.lock_store.lock(key):
+        async with locked_turn(self.agent, key):
             tracker = await self.agent.processor.get_tracker(key)
             tracker.update(ConversationResumed())
             await self.agent.processor.save_tracker(tracker)

@@ -1,6 +1,7 @@
 """Everything that patches or subclasses Rasa internals, in one place.
 
 - ``perf``: speed-ups of Rasa's hot paths, patched into Rasa by ``install()``;
+- ``actionrequest``: action-server calls carry the latest turns' events, not all;
 - ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
 - ``pststates``: dialogue states extended from the previous prediction;
@@ -24,9 +25,10 @@ def install() -> None:
     Call it before Rasa loads a model: the garbage-collection handling wraps
     the model loader, and a load that has already happened is not revisited.
     """
-    from walletbot.rasa_compat import observe, perf, pststates, trackercache
+    from walletbot.rasa_compat import actionrequest, observe, perf, pststates, trackercache
 
     perf.install()
+    actionrequest.install()
     trackercache.install()
     pststates.install()
     observe.install()

@@ -7,9 +7,12 @@ does (under the conversation's lock), so it stays correct with replicas.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, Iterable, Mapping, Optional, Set
+import contextlib
+from typing import Any, AsyncIterator, Dict, Iterable, Mapping, Optional, Set
 
 import aiohttp
+
+from walletbot.rasa_compat.trackercache import turn_of
 
 
 def agent_of(app: Any) -> Any:
@@ -50,6 +53,23 @@ def offered_payloads(events: Iterable[Any]) -> Set[str]:
     return offered
 
 
+@contextlib.asynccontextmanager
+async def locked_turn(agent: Any, conversation_id: str) -> AsyncIterator[None]:
+    """Holds the conversation's lock and reads and saves its tracker as a turn does.
+
+    For writers outside a user turn (a message stored while an agent has the
+    conversation, the desk's replies and resolve): under the lock the tracker
+    store hands them the conversation's kept tracker, brought up to date,
+    instead of reading and replaying the whole session, which costs more the
+    longer the conversation (up to ``max_events`` events). Whatever they add
+    to it must be saved before the block ends, as a turn saves at its end; an
+    unsaved change is noticed and the next turn reads the database again.
+    """
+    async with agent.lock_store.lock(conversation_id):
+        with turn_of(conversation_id):
+            yield
+
+
 async def payloads_offered_in(agent: Any, conversation_id: str) -> Set[str]:
     """Payloads the bot offered in the stored conversation (empty when there is none)."""
     store = getattr(agent, "tracker_store", None)
@@ -77,7 +97,7 @@ async def store_user_message(
         return False
     from rasa.shared.core.events import UserUttered
 
-    async with agent.lock_store.lock(conversation_id):
+    async with locked_turn(agent, conversation_id):
         tracker = await agent.tracker_store.retrieve(conversation_id)
         if tracker is None:
             return False

@@ -16,8 +16,10 @@ for the conversation's size and newest event id, and then
   reads it.
 
 Only the processor's own turn (``MessageProcessor.handle_message``, which
-``Agent.handle_message`` runs under the conversation's lock) is handed the
-kept object: it is mutated by the turn and saved at its end. Every other
+``Agent.handle_message`` runs under the conversation's lock) and writers that
+hold that lock the same way (``rasa_compat.agent.locked_turn``: a message
+stored while an agent has the conversation, the desk's replies and resolve)
+are handed the kept object: it is mutated and saved before the lock goes. Every other
 reader (the HTTP API, the desk, a payload check) gets a tracker of its own,
 read from the database as before, so nobody else ever sees a turn's tracker
 half-way. ``install()`` patches the processor to mark its turns
