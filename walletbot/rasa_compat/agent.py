@@ -39,12 +39,20 @@ async def action_server_up(url: Optional[str], timeout: float = 1.0) -> bool:
         return False
 
 
+# Events searched for the buttons a payload must come from: the bot's latest
+# offers (a button from long ago is no longer on the user's screen anyway).
+OFFERED_WITHIN_EVENTS = 400
+
+
 def offered_payloads(events: Iterable[Any]) -> Set[str]:
-    """Payloads of every button the bot showed in these tracker events."""
+    """Payloads of every button the bot showed in these tracker events (objects or dicts)."""
     offered: Set[str] = set()
     for event in events:
-        data = getattr(event, "data", None)
-        if getattr(event, "type_name", None) != "bot" or not isinstance(data, Mapping):
+        if isinstance(event, Mapping):
+            kind, data = event.get("event"), event.get("data")
+        else:
+            kind, data = getattr(event, "type_name", None), getattr(event, "data", None)
+        if kind != "bot" or not isinstance(data, Mapping):
             continue
         for button in data.get("buttons") or ():
             payload = button.get("payload") if isinstance(button, Mapping) else None
@@ -71,10 +79,21 @@ async def locked_turn(agent: Any, conversation_id: str) -> AsyncIterator[None]:
 
 
 async def payloads_offered_in(agent: Any, conversation_id: str) -> Set[str]:
-    """Payloads the bot offered in the stored conversation (empty when there is none)."""
+    """Payloads the bot offered in the stored conversation (empty when there is none).
+
+    On the project's SQL store only the latest ``OFFERED_WITHIN_EVENTS``
+    events are read (every button press asks, and a whole session costs more
+    the longer it is); elsewhere the whole tracker.
+    """
     store = getattr(agent, "tracker_store", None)
     if store is None:
         return set()
+    from walletbot.rasa_compat.trackerstore import threaded_store
+
+    threaded = threaded_store(store)
+    if threaded is not None:
+        events, _ = await threaded.recent_events(conversation_id, OFFERED_WITHIN_EVENTS)
+        return offered_payloads(events)
     tracker = await store.retrieve(conversation_id)
     return offered_payloads(tracker.events) if tracker is not None else set()
 

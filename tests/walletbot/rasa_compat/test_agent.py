@@ -108,3 +108,27 @@ async def test_locked_turn_holds_the_conversations_lock_and_marks_the_turn():
         assert entered == []  # the user's turn waits for the writer
     await asyncio.wait_for(waiting, 5)
     assert entered == ["turn"] and not in_turn("u1")
+
+
+def test_offered_payloads_read_event_dicts_too():
+    events = [BotUttered("要冻结吗？", data={"buttons": [{"title": "是", "payload": "/affirm"}]}),
+              UserUttered("/affirm")]
+    assert offered_payloads([e.as_dict() for e in events]) == {"/affirm"}
+
+
+async def test_the_offered_buttons_are_read_from_the_latest_events_only(replicas):
+    from rasa.shared.core.events import ActionExecuted
+
+    from walletbot.rasa_compat.agent import OFFERED_WITHIN_EVENTS, payloads_offered_in
+
+    store = replicas[0]
+    tracker = conversation("u1")
+    tracker.update(BotUttered("很久以前", data={"buttons": [{"title": "旧", "payload": "/old"}]}))
+    for number in range(OFFERED_WITHIN_EVENTS // 2):
+        tracker.update(UserUttered(f"消息{number}"))
+        tracker.update(ActionExecuted("action_listen"))
+    tracker.update(BotUttered("要冻结吗？", data={"buttons": [{"title": "是", "payload": "/affirm"}]}))
+    await store.save(tracker)
+
+    assert await payloads_offered_in(agent_on(store), "u1") == {"/affirm"}
+    assert await payloads_offered_in(agent_on(store), "nobody") == set()
