@@ -26,10 +26,11 @@ from walletbot.rasa_compat.trackerstore import threaded_store
 logger = logging.getLogger(__name__)
 
 RESOLVED_ACTION = "utter_handoff_resolved"
-# Transcript lines the desk shows, and the events read for them (a turn stores
-# about four events per message line, actions and slots included).
+# Transcript lines the desk shows, and the message events read for them (a few
+# make no line: payload-only user turns, bot events without text).
 MAX_LINES = 200
-RECENT_EVENTS = 6 * MAX_LINES
+RECENT_EVENTS = MAX_LINES + MAX_LINES // 4
+MESSAGE_EVENTS = ("user", "bot")
 JOINED_TEXT = "您好，我是人工客服{name}，已为您接入，请问有什么可以帮您？"
 
 
@@ -57,13 +58,14 @@ class Relay:
     async def conversation(self, conversation: ConversationId) -> Tuple[List[Dict[str, Any]], bool]:
         """Masked lines of the conversation and whether the bot is paused.
 
-        On the project's SQL store only the newest events are read (the desk
-        polls this every 2 s per agent); elsewhere the whole tracker.
+        On the project's SQL store only the newest message events are read (the
+        desk polls this every 2 s per agent); elsewhere the whole tracker.
         """
         store = threaded_store(self.agent.tracker_store)
         if store is not None:
             try:
-                events, paused = await store.recent_events(str(conversation), RECENT_EVENTS)
+                events, paused = await store.recent_events(str(conversation), RECENT_EVENTS,
+                                                           types=MESSAGE_EVENTS)
             except Exception as error:  # as Rasa's fail-safe store: no transcript, no crash
                 logger.error("desk transcript not read: %s", type(error).__name__)
                 return [], False

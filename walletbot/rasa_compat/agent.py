@@ -39,9 +39,9 @@ async def action_server_up(url: Optional[str], timeout: float = 1.0) -> bool:
         return False
 
 
-# Events searched for the buttons a payload must come from: the bot's latest
-# offers (a button from long ago is no longer on the user's screen anyway).
-OFFERED_WITHIN_EVENTS = 400
+# Bot messages searched for the buttons a payload must come from: the bot's
+# latest offers (a button from long ago is no longer on the user's screen anyway).
+OFFERED_WITHIN_MESSAGES = 100
 
 
 def offered_payloads(events: Iterable[Any]) -> Set[str]:
@@ -81,9 +81,9 @@ async def locked_turn(agent: Any, conversation_id: str) -> AsyncIterator[None]:
 async def payloads_offered_in(agent: Any, conversation_id: str) -> Set[str]:
     """Payloads the bot offered in the stored conversation (empty when there is none).
 
-    On the project's SQL store only the latest ``OFFERED_WITHIN_EVENTS``
-    events are read (every button press asks, and a whole session costs more
-    the longer it is); elsewhere the whole tracker.
+    On the project's SQL store only the latest ``OFFERED_WITHIN_MESSAGES``
+    bot messages are read (every button press asks, and a whole session costs
+    more the longer it is); elsewhere the whole tracker.
     """
     store = getattr(agent, "tracker_store", None)
     if store is None:
@@ -92,7 +92,8 @@ async def payloads_offered_in(agent: Any, conversation_id: str) -> Set[str]:
 
     threaded = threaded_store(store)
     if threaded is not None:
-        events, _ = await threaded.recent_events(conversation_id, OFFERED_WITHIN_EVENTS)
+        events, _ = await threaded.recent_events(conversation_id, OFFERED_WITHIN_MESSAGES,
+                                                 types=("bot",))
         return offered_payloads(events)
     tracker = await store.retrieve(conversation_id)
     return offered_payloads(tracker.events) if tracker is not None else set()

@@ -351,7 +351,9 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         """Waits for the prunes started after turns (tests, shutdown)."""
         futures.wait(list(self.background), timeout=timeout)
 
-    async def recent_events(self, sender_id: Text, limit: int) -> Tuple[List[Dict[str, Any]], bool]:
+    async def recent_events(self, sender_id: Text, limit: int,
+                            types: Optional[Sequence[str]] = None
+                            ) -> Tuple[List[Dict[str, Any]], bool]:
         """The newest events of the conversation for display, and whether the bot is paused.
 
         What ``retrieve(...).current_state(AFTER_RESTART)["events"]`` and
@@ -359,12 +361,15 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         at most ``limit`` events of the current session after its latest
         restart (oldest first), as dicts; paused when the session's latest
         pause, resume or restart is a pause (a session start unpauses, as in
-        Rasa). The desk polls this every few seconds per agent, so its cost must
-        not grow with the conversation.
+        Rasa). With ``types`` (event type names, e.g. ``("user", "bot")``) only
+        events of those types are read and counted. The desk polls this every
+        few seconds per agent, so its cost must not grow with the conversation.
         """
-        return await self._in_thread(self._recent_now, sender_id, limit)
+        return await self._in_thread(self._recent_now, sender_id, limit,
+                                     tuple(types) if types is not None else None)
 
-    def _recent_now(self, sender_id: Text, limit: int) -> Tuple[List[Dict[str, Any]], bool]:
+    def _recent_now(self, sender_id: Text, limit: int,
+                    types: Optional[Tuple[str, ...]] = None) -> Tuple[List[Dict[str, Any]], bool]:
         E = self.SQLEvent
         with self.session_scope() as session:
             mine = E.sender_id == sender_id
@@ -372,7 +377,9 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             start = session.query(sa.func.max(E.timestamp)).filter(
                 mine, E.type_name == SessionStarted.type_name).scalar()
             where = [mine] if start is None else [mine, E.timestamp >= start]
-            rows = session.query(E.data).filter(*where).order_by(E.id.desc()).limit(limit).all()
+            shown = where if types is None else \
+                [*where, E.type_name.in_(sorted({*types, Restarted.type_name}))]
+            rows = session.query(E.data).filter(*shown).order_by(E.id.desc()).limit(limit).all()
             switch = session.query(E.type_name).filter(
                 *where, E.type_name.in_(_PAUSE_SWITCHES)).order_by(E.id.desc()).limit(1).scalar()
         events = [json.loads(row.data) for row in reversed(rows)]

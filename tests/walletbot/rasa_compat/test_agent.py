@@ -119,15 +119,18 @@ def test_offered_payloads_read_event_dicts_too():
 async def test_the_offered_buttons_are_read_from_the_latest_events_only(replicas):
     from rasa.shared.core.events import ActionExecuted
 
-    from walletbot.rasa_compat.agent import OFFERED_WITHIN_EVENTS, payloads_offered_in
+    from walletbot.rasa_compat.agent import OFFERED_WITHIN_MESSAGES, payloads_offered_in
 
     store = replicas[0]
     tracker = conversation("u1")
     tracker.update(BotUttered("很久以前", data={"buttons": [{"title": "旧", "payload": "/old"}]}))
-    for number in range(OFFERED_WITHIN_EVENTS // 2):
+    for number in range(OFFERED_WITHIN_MESSAGES):
         tracker.update(UserUttered(f"消息{number}"))
+        tracker.update(BotUttered(f"回答{number}"))
         tracker.update(ActionExecuted("action_listen"))
     tracker.update(BotUttered("要冻结吗？", data={"buttons": [{"title": "是", "payload": "/affirm"}]}))
+    for number in range(3 * OFFERED_WITHIN_MESSAGES):  # the user writes on: no bot messages
+        tracker.update(UserUttered(f"还有{number}"))
     await store.save(tracker)
 
     assert await payloads_offered_in(agent_on(store), "u1") == {"/affirm"}

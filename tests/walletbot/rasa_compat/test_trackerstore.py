@@ -611,12 +611,15 @@ def test_the_desk_reads_what_the_whole_tracker_would_show(url: str) -> None:
             await store.save(tracker)
             whole = await store.retrieve(sender)
             return whole, await store.recent_events(sender, 10_000), \
-                await store.recent_events(sender, limit)
+                await store.recent_events(sender, limit), \
+                await store.recent_events(sender, limit, types=("user", "bot"))
 
-        whole, (events, paused), (tail, tail_paused) = asyncio.run(both())
+        whole, (events, paused), (tail, tail_paused), (typed, typed_paused) = asyncio.run(both())
         expected = whole.current_state(EventVerbosity.AFTER_RESTART)["events"]
         assert events == expected
-        assert paused == whole.is_paused() == tail_paused
+        assert paused == whole.is_paused() == tail_paused == typed_paused
+        # Only messages, and as many of them as asked for (a restart still cuts).
+        assert typed == [e for e in expected if e["event"] in ("user", "bot")][-limit:]
         # A short read is the newest part of what the long one shows.
         assert tail == expected[-limit:]
         lines = transcript_lines(tail, limit=3)
