@@ -226,8 +226,11 @@ def is_handoff_delivery(text: str) -> bool:
 # --- the stack ------------------------------------------------------------------------
 
 
-def start_soak_stack(api_url: str) -> Any:
-    """scripts/prod.sh as tests/prod starts it, rate limit off, WeChat's API faked."""
+def start_soak_stack(api_url: str, settings: Optional[Mapping[str, str]] = None) -> Any:
+    """scripts/prod.sh as tests/prod starts it, rate limit off, WeChat's API faked.
+
+    ``settings``: more KEY=VALUE lines for the stack's env file (``--set``).
+    """
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from latency import BOT_MODEL
@@ -239,7 +242,8 @@ def start_soak_stack(api_url: str) -> Any:
                          "redis-server nginx)")
     if not BOT_MODEL.exists():
         raise SystemExit(f"no model at {BOT_MODEL}: run `make train` first")
-    return start_stack(BOT_MODEL, {"RATE_LIMIT_PER_MINUTE": "0", "WECHAT_API_BASE": api_url})
+    return start_stack(BOT_MODEL, {**(settings or {}), "RATE_LIMIT_PER_MINUTE": "0",
+                                   "WECHAT_API_BASE": api_url})
 
 
 def bind_openids(stack: Any, prefix: str, count: int) -> None:
@@ -1118,10 +1122,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="seconds of the first and last p99 windows (at most half the run)")
     parser.add_argument("--profile", type=float, default=0.0, metavar="SECONDS",
                         help="py-spy both replicas this long in the first and the last window")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for the stack's env file, e.g. TRACKER_TURN_WINDOW=50 "
+                             "(repeatable)")
     parser.add_argument("--steps", default="10,25,50,75", help="--find-max: users per step")
     parser.add_argument("--step-duration", type=float, default=60.0, help="--find-max: seconds")
     parser.add_argument("--out", type=Path, help="report folder (default bench/.soak/<time>)")
     args = parser.parse_args(argv)
+    for item in args.set:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.isidentifier():
+            parser.error(f"--set takes KEY=VALUE, not {item!r}")
     if (args.find_max or args.max_rate) and args.user_rate <= 0:
         parser.error("--find-max and --max-rate need --user-rate > 0 to aim at 70 %")
     return args
@@ -1195,7 +1206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     api = FakeWeChatApi()
     stack = None
     try:
-        stack = start_soak_stack(api.url)
+        stack = start_soak_stack(api.url, dict(item.split("=", 1) for item in args.set))
         session = Session(stack, api, locust, out, faq, markers)
         bind_openids(stack, "o_soak_check", 1)
         sanity_pass(stack, faq, markers, "o_soak_check0")

@@ -116,6 +116,47 @@ def test_p99_windows_are_clipped_to_half_the_run(tmp_path):
     assert window == 30
 
 
+def test_p99_per_request_name_shows_which_request_slowed(tmp_path):
+    rows = []
+    for second in range(0, 61):
+        stamp = 1_000_000 + second
+        rows.append(history_row(stamp, "wechat: faq", 10 * second, 100, 300))
+        rows.append(history_row(stamp, "wechat: lookup", 10 * second, 100,
+                                300 if second <= 30 else 1200))
+        rows.append(history_row(stamp, "desk: tickets", second, 5000, 9000, kind="GET"))
+    history = soak.read_csv(write_history(tmp_path / "h.csv", rows))
+    table = soak.p99_by_name(history, 25)
+    assert table[0].startswith("| request | p99 first 25 s")
+    assert "| wechat: faq | 300 | 300 | 1.00 |" in table
+    assert "| wechat: lookup | 300 | 1200 | 4.00 |" in table
+    assert not any("desk:" in line for line in table)
+
+
+def test_the_profile_table_compares_each_part_between_the_windows(tmp_path):
+    def collapsed(name, lines):
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    read = "run (x.py:1);_retrieve_now (walletbot/rasa_compat/trackerstore.py:311)"
+    nlu = "run (x.py:1);parse_message (rasa/core/processor.py:724);f (y.py:2)"
+    files = {"first": {"rasa-1": collapsed("f1", [f"{nlu} 90", f"{read} 10"])},
+             "last": {"rasa-1": collapsed("l1", [f"{nlu} 50", f"{read} 50"]),
+                      "rasa-2": collapsed("l2", [f"{read} 100"])}}
+    table = soak.profile_table(files)
+    assert table[0] == ("| part of the turn (both replicas, `--gil`) | first (100 samples) "
+                        "| last (200 samples) |")
+    assert "| tracker read (get_tracker / retrieve) | 10.0% | 75.0% |" in table
+    assert "| NLU (parse_message) | 90.0% | 25.0% |" in table
+
+
+def test_set_takes_key_value_settings_for_the_stack():
+    args = soak.parse_args(["--users", "3", "--set", "TRACKER_TURN_WINDOW=50", "--set", "A=b=c"])
+    assert args.set == ["TRACKER_TURN_WINDOW=50", "A=b=c"]
+    with pytest.raises(SystemExit):
+        soak.parse_args(["--users", "3", "--set", "no value"])
+
+
 def test_a_slower_last_window_fails_the_p99_criterion(tmp_path):
     steady = slowing_history(tmp_path, 300, 330)
     slower = slowing_history(tmp_path, 300, 600)

@@ -123,7 +123,7 @@ def test_prod_endpoints_build_a_redis_lock_store_and_a_sql_tracker_store(monkeyp
               "TRACKER_DB_URL": "postgresql://rasa:pw@127.0.0.1:5432/rasa",
               "REDIS_HOST": "127.0.0.1", "REDIS_PORT": "6390", "REDIS_DB": "3",
               "REDIS_PASSWORD": "s3cret", "TRACKER_MAX_EVENTS": "2000", "TRACKER_MAX_DAYS": "90",
-              "TRACKER_TURN_WINDOW": "150"}
+              "TRACKER_TURN_WINDOW": "50"}
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     endpoints = PROD / "endpoints.yml"
@@ -132,7 +132,7 @@ def test_prod_endpoints_build_a_redis_lock_store_and_a_sql_tracker_store(monkeyp
     # Built (on SQLite) in tests/walletbot/test_trackerstore.py.
     assert tracker.type == "walletbot.rasa_compat.trackerstore.ThreadedSQLTrackerStore"
     assert tracker.url == values["TRACKER_DB_URL"]
-    assert (tracker.kwargs["turn_window"], tracker.kwargs["cache_events"]) == ("150", 50000)
+    assert (tracker.kwargs["turn_window"], tracker.kwargs["cache_events"]) == ("50", 50000)
     lock_store = LockStore.create(read_endpoint_config(str(endpoints), "lock_store"))
     assert isinstance(lock_store, AtomicRedisLockStore)
     kwargs = lock_store.red.connection_pool.connection_kwargs

@@ -120,7 +120,7 @@ DELETE_CHUNK = 500
 _PAUSE_SWITCHES = (ConversationPaused.type_name, ConversationResumed.type_name,
                    Restarted.type_name)
 # A kept tracker longer than twice this is cut back to this many events.
-DEFAULT_TURN_WINDOW = 150
+DEFAULT_TURN_WINDOW = 50
 MIN_TURN_WINDOW = 50
 
 
@@ -152,7 +152,7 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
           max_events: ${TRACKER_MAX_EVENTS}   # per conversation; 0: no bound
           max_days: ${TRACKER_MAX_DAYS}       # age of kept events; 0: no bound
           cache_events: 50000                 # events of kept trackers; 0: none
-          turn_window: 150                    # events a turn works on at most; 0: all
+          turn_window: 50                     # events a turn works on at most; 0: all
     """
 
     def __init__(self, *args: Any, threads: Optional[int] = None,
