@@ -1,5 +1,6 @@
 """Reading the Rasa server: the action server probe and the buttons the bot offered."""
 
+import pytest
 from rasa.shared.core.events import BotUttered, UserUttered
 
 from walletbot.rasa_compat.agent import action_server_up, offered_payloads
@@ -75,13 +76,11 @@ async def test_a_writer_that_fails_before_saving_leaves_no_trace_in_the_next_tur
     await turn(store, "u1", "查 WD1", "WD1")
     agent = agent_on(store)
 
-    try:
+    with pytest.raises(RuntimeError, match="before the save"):
         async with locked_turn(agent, "u1"):
             tracker = await store.retrieve("u1")
             tracker.update(BotUttered("从未保存"))
             raise RuntimeError("the push failed before the save")
-    except RuntimeError:
-        pass
 
     after = await turn(store, "u1", "查 WD2", "WD2")
     assert "从未保存" not in [getattr(e, "text", None) for e in after.events]
