@@ -26,7 +26,7 @@ def conversation_of(tracker: Tracker) -> ConversationId:
 
 async def current_user(tracker: Tracker, service: WalletService) -> Optional[User]:
     """The wallet user behind this conversation, or None if not identified."""
-    binding = binding_of(tracker.sender_id, production=settings.current().is_production)
+    binding = binding_of(tracker.sender_id, production=settings.is_production())
     if binding is None:
         return None
     return await service.user_for(channel=binding.channel, sender_id=binding.sender)

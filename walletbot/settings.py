@@ -263,8 +263,24 @@ def quiet_child_env() -> Dict[str, str]:
 
 
 def current() -> Settings:
-    """The settings of this process, read now (cheap; tests change the environment)."""
+    """The settings of this process, read now (tests change the environment).
+
+    This reads config/dev.env outside production: fine at start-up and for a
+    desk request, too dear for a per-call path (see :func:`is_production`).
+    """
     return Settings.from_env()
+
+
+def is_production(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """``current().is_production`` without reading any file.
+
+    The action server asks for every lookup (several times a turn): reading
+    config/dev.env each time was 15 % of its CPU under load (bench/RESULTS.md).
+    The profile is the environment's ``WALLETBOT_ENV``; config/dev.env sets
+    ``dev``, which is the default anyway, so the file cannot change the answer.
+    """
+    source = os.environ if environ is None else environ
+    return source.get("WALLETBOT_ENV", "dev") == "production"
 
 
 def placeholder_secrets(environ: Optional[Mapping[str, str]] = None) -> List[str]:

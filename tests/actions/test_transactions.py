@@ -66,6 +66,21 @@ async def test_rest_senders_are_not_trusted_in_production(service, clock, monkey
     assert texts(dispatcher) == [MSG_UNBOUND]
 
 
+async def test_a_lookup_reads_no_configuration_file(service, clock, monkeypatch):
+    # Who the user is gets asked several times a turn; reading config/dev.env
+    # each time was 15 % of the action server's CPU under load.
+    from walletbot import settings
+
+    await check(service, clock, slots={"order_id": "TU202611200001"})  # opens the database
+
+    def no_file(path):
+        raise AssertionError(f"read {path} during a lookup")
+
+    monkeypatch.setattr(settings, "read_env_file", no_file)
+    dispatcher, _ = await check(service, clock, slots={"order_id": "TU202611200001"})
+    assert "500.00元" in texts(dispatcher)[0]
+
+
 async def test_wechat_openid_identifies_the_user(service, clock):
     dispatcher, _ = await check(
         service, clock, sender="o_demo_zhangsan", channel="wechat",

@@ -104,6 +104,17 @@ def test_settings_are_read_in_one_place(monkeypatch):
     assert Settings.from_env({"WALLETBOT_ENV": "dev"}).wechat["token"] == "dev-wechat-token"
 
 
+@pytest.mark.parametrize("env", [
+    {}, {"WALLETBOT_ENV": "dev"}, {"WALLETBOT_ENV": "production"}, {"WALLETBOT_ENV": "Production"},
+    {"WALLETBOT_ENV": "staging"}, {"WALLETBOT_IN_IMAGE": "1"},
+    {"WALLETBOT_IN_IMAGE": "1", "WALLETBOT_ENV": "production"},
+])
+def test_the_cheap_production_check_agrees_with_the_settings(env):
+    from walletbot.settings import Settings, is_production
+
+    assert is_production(env) == Settings.from_env(env).is_production
+
+
 def test_no_other_module_reads_the_environment():
     import re
     from pathlib import Path
