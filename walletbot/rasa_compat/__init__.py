@@ -2,6 +2,7 @@
 
 - ``perf``: speed-ups of Rasa's hot paths, patched into Rasa by ``install()``;
 - ``actionrequest``: action-server calls carry the latest turns' events, not all;
+- ``actionpool``: action-server calls reuse their connections (keep-alive);
 - ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
 - ``pststates``: dialogue states extended from the previous prediction;
@@ -25,10 +26,13 @@ def install() -> None:
     Call it before Rasa loads a model: the garbage-collection handling wraps
     the model loader, and a load that has already happened is not revisited.
     """
-    from walletbot.rasa_compat import actionrequest, observe, perf, pststates, trackercache
+    from walletbot.rasa_compat import (
+        actionpool, actionrequest, observe, perf, pststates, trackercache,
+    )
 
     perf.install()
     actionrequest.install()
+    actionpool.install()
     trackercache.install()
     pststates.install()
     observe.install()

@@ -84,6 +84,22 @@ def test_the_state_rasa_computes_from_all_events_is_sent_unchanged():
     assert "domain" in body  # selective domain is off: Rasa sends it, so do we
 
 
+def test_with_selective_domain_only_a_marked_action_is_sent_the_domain():
+    actionrequest.install()
+    domain = Domain.from_yaml(inspect.cleandoc("""
+        version: "3.1"
+        actions:
+          - action_check_transaction
+          - validate_transaction_form:
+              send_domain: true
+        """))
+    endpoint = EndpointConfig("http://127.0.0.1:1/webhook", enable_selective_domain=True)
+    tracker = conversation(2)
+    sent = {name: "domain" in RemoteAction(name, endpoint)._action_call_format(tracker, domain)
+            for name in ("action_check_transaction", "validate_transaction_form")}
+    assert sent == {"action_check_transaction": False, "validate_transaction_form": True}
+
+
 @pytest.mark.parametrize("action", sorted(actionrequest.HISTORY_ACTIONS))
 def test_an_action_reading_the_history_is_sent_every_event(action):
     tracker = conversation(40)
