@@ -3,6 +3,7 @@
 - ``perf``: speed-ups of Rasa's hot paths, patched into Rasa by ``install()``;
 - ``actionrequest``: action-server calls carry the latest turns' events, not all;
 - ``actionpool``: action-server calls reuse their connections (keep-alive);
+- ``graphrun``: the model's graphs run in a precomputed order, not through dask;
 - ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
 - ``pststates``: dialogue states extended from the previous prediction;
@@ -27,12 +28,13 @@ def install() -> None:
     the model loader, and a load that has already happened is not revisited.
     """
     from walletbot.rasa_compat import (
-        actionpool, actionrequest, observe, perf, pststates, trackercache,
+        actionpool, actionrequest, graphrun, observe, perf, pststates, trackercache,
     )
 
     perf.install()
     actionrequest.install()
     actionpool.install()
+    graphrun.install()
     trackercache.install()
     pststates.install()
     observe.install()

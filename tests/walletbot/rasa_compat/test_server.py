@@ -68,10 +68,13 @@ def test_the_patches_are_installed_in_a_real_start():
             "    server.main(['run', '--help'])\n"
             "except SystemExit:\n"
             "    pass\n"
+            "from rasa.engine.runner.dask import DaskGraphRunner\n"
+            "print('planned' if hasattr(DaskGraphRunner.run, '__wrapped__') else 'dask',"
+            " file=sys.stderr)\n"
             "print('wrapped' if getattr(rasa.core.agent.load_agent, '_walletbot_freezes', False)"
             " else 'plain', file=sys.stderr)\n")
     ran = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
                          text=True, timeout=180)
     assert ran.returncode == 0, ran.stderr
     assert "usage: rasa run" in ran.stdout
-    assert ran.stderr.strip().endswith("wrapped")
+    assert ran.stderr.strip().endswith("planned\nwrapped")
