@@ -50,7 +50,9 @@ Rasa's CLI runs; nothing else installs them.
    (py-spy), most of it in the meta-schema check. The schema is now
    checked and its validator built once per action class; every response is
    still validated the same way and an invalid one raises the same
-   ``ValidationError`` with the same message.
+   ``ValidationError`` with the same message. Each event is checked against the
+   one branch of the event schema its ``event`` names (``_EventDispatch``),
+   which is equivalent and 0.6 ms an event cheaper.
 """
 
 from __future__ import annotations
@@ -133,6 +135,51 @@ def _memoise_resolve_by_type() -> None:
     events.Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[assignment]
 
 
+class _EventDispatch:
+    """A response check that validates each event against its own branch only.
+
+    Rasa's event schema is ``oneOf`` 23 branches, each fixing ``event`` to one
+    constant: every event is validated against all 23, about 0.6 ms an event
+    (2.4 ms for a form's four-event answer, bench/RESULTS.md). An event whose
+    ``event`` equals one branch's constant fails every other branch on that
+    constant, so ``oneOf`` holds exactly when the event holds against the
+    common part and that one branch. ``valid`` answers True only then (and the
+    rest of the response holds): anything it does not answer True for goes
+    through the full schema, which decides and words the error.
+    """
+
+    def __init__(self, schema: Dict[str, Any], cls: Any) -> None:
+        self.outer = None
+        self.branches: Dict[str, Any] = {}
+        properties = schema.get("properties") or {}
+        events = properties.get("events") or {}
+        event = events.get("items") or {}
+        branches = event.get("oneOf") or []
+        constants = [((b.get("properties") or {}).get("event") or {}).get("const")
+                     for b in branches]
+        if set(events) != {"type", "items"} or events.get("type") != "array" \
+                or not branches or any(not isinstance(c, str) for c in constants) \
+                or len(set(constants)) != len(constants) \
+                or "event" not in event.get("required", []):
+            return  # not the shape this was written for: the full schema alone
+        common = {key: value for key, value in event.items() if key != "oneOf"}
+        self.branches = {constant: cls({**common, "allOf": [branch]})
+                         for constant, branch in zip(constants, branches)}
+        self.outer = cls({**schema, "properties": {**properties, "events": {"type": "array"}}})
+
+    def valid(self, result: Any) -> bool:
+        if self.outer is None or not self.outer.is_valid(result):
+            return False
+        for event in result.get("events", ()):
+            if not isinstance(event, dict):
+                return False
+            name = event.get("event")
+            branch = self.branches.get(name) if isinstance(name, str) else None
+            if branch is None or not branch.is_valid(event):
+                return False
+        return True
+
+
 def _cache_action_result_validator() -> None:
     from jsonschema.exceptions import best_match
     from jsonschema.validators import validator_for
@@ -148,11 +195,14 @@ def _cache_action_result_validator() -> None:
             schema = action.action_response_format_spec()
             cls = validator_for(schema)
             cls.check_schema(schema)
-            found = validators[type(action)] = cls(schema)
+            found = validators[type(action)] = (cls(schema), _EventDispatch(schema, cls))
         return found
 
     def _validate_action_result(self: RemoteAction, result: Dict[str, Any]) -> bool:
-        error = best_match(validator(self).iter_errors(result))
+        full, dispatch = validator(self)
+        if isinstance(result, dict) and dispatch.valid(result):
+            return True
+        error = best_match(full.iter_errors(result))
         if error is None:
             return True
         # Rasa's own message (rasa/core/actions/action.py).

@@ -6,6 +6,7 @@ import weakref
 
 import pytest
 import rasa.core.agent
+from hypothesis import given, settings, strategies as st
 from rasa.shared.core import events
 
 from walletbot.rasa_compat import perf
@@ -199,3 +200,87 @@ def test_action_response_schema_is_checked_once(monkeypatch):
     for _ in range(3):
         assert action._validate_action_result({"events": [], "responses": [{"text": "hi"}]})
     assert len(checks) == 1
+
+
+# Values of every JSON kind, to put where the schema wants one kind.
+_ANY = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner,
+                                                                  max_size=2),
+    max_leaves=4)
+_EVENT_NAMES = ["user", "action", "slot", "entities", "active_loop", "bot", "session_started",
+                "restart", "pause", "resume", "followup", "rewind", "undo", "agent",
+                "no-such-event"]
+_WELL_FORMED = [
+    {"event": "slot", "timestamp": None, "name": "order_id", "value": "TX1"},
+    {"event": "slot", "name": "requested_slot", "value": None},
+    {"event": "active_loop", "name": None},
+    {"event": "action", "name": "action_listen", "policy": None, "confidence": 1.0},
+    {"event": "bot", "text": "好的", "data": {}, "metadata": {}},
+    {"event": "user", "text": "你好", "parse_data": {"intent": {"name": "greet",
+                                                                 "confidence": 0.9},
+                                                     "entities": [{"entity": "order_id",
+                                                                   "value": "TX1"}]}},
+    {"event": "followup", "name": "utter_greet"},
+    {"event": "pause"},
+    {"event": "session_started", "timestamp": 1.5, "metadata": None},
+]
+_FIELDS = ["name", "value", "text", "timestamp", "metadata", "policy", "confidence",
+           "entities", "parse_data", "hide_rule_turn", "input_channel"]
+
+
+@st.composite
+def _responses(draw):
+    def event():
+        if draw(st.booleans()):  # a well-formed event, perhaps with one field changed
+            fields = dict(draw(st.sampled_from(_WELL_FORMED)))
+            if draw(st.booleans()):
+                fields[draw(st.sampled_from(_FIELDS + ["event"]))] = draw(_ANY)
+            return fields
+        fields = {key: draw(_ANY) for key in draw(st.lists(st.sampled_from(_FIELDS), max_size=4,
+                                                           unique=True))}
+        if draw(st.integers(0, 9)):  # mostly with an event name
+            fields["event"] = draw(st.sampled_from(_EVENT_NAMES) | _ANY)
+        return fields
+
+    response = {}
+    if draw(st.integers(0, 9)):
+        response["events"] = [draw(st.just(None)) if not draw(st.integers(0, 19)) else event()
+                              for _ in range(draw(st.integers(0, 4)))]
+    if draw(st.booleans()):
+        response["responses"] = draw(st.lists(st.dictionaries(st.sampled_from(["text", "image"]),
+                                                              _ANY, max_size=2)
+                                              | _ANY, max_size=2))
+    return response if draw(st.integers(0, 29)) else draw(_ANY)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_responses())
+def test_each_event_checked_against_its_own_branch_is_rasas_check(response):
+    """The dispatch answers valid exactly when Rasa's whole schema does; errors are Rasa's."""
+    from jsonschema import ValidationError
+    from jsonschema.validators import validator_for
+    from rasa.core.actions.action import RemoteAction
+
+    schema = RemoteAction.action_response_format_spec()
+    cls = validator_for(schema)
+    expected = _rasa_error(response)
+    if isinstance(response, dict):  # what the patched check asks the dispatch
+        assert perf._EventDispatch(schema, cls).valid(response) is (expected is None)
+    perf.install()
+    action = RemoteAction("action_x", None)
+    if expected is None:
+        assert action._validate_action_result(response) is True
+    else:
+        with pytest.raises(ValidationError) as raised:
+            action._validate_action_result(response)
+        assert raised.value.message.startswith(expected.message + ". Failed to validate")
+        assert list(raised.value.path) == list(expected.path)
+
+
+def test_a_schema_of_another_shape_is_left_to_the_full_check():
+    from jsonschema.validators import Draft4Validator
+
+    dispatch = perf._EventDispatch({"type": "object", "properties": {"events": {"type": "array"}}},
+                                   Draft4Validator)
+    assert dispatch.outer is None and not dispatch.valid({"events": []})
