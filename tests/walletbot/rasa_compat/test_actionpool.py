@@ -57,7 +57,7 @@ class Server:
                              b"Content-Length: %d\r\n\r\n%s" % (self.status, len(out), out))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            pass  # the client closed the connection: this connection's requests are over
         finally:
             writer.close()
 
