@@ -91,12 +91,16 @@ def run(runner: Any, inputs: Optional[Dict[Text, Any]] = None,
     if key not in plans:
         needs = {name: tuple(node.needs.values())
                  for name, node in runner._graph_schema.nodes.items()}
-        plans[key] = plan(runner._instantiated_nodes, needs, run_targets, key[1])
-    steps = plans[key]
+        steps = plan(runner._instantiated_nodes, needs, run_targets, key[1])
+        # Rasa refuses an input value naming a node of the targets' minimal schema only.
+        minimal = None if steps is None else \
+            set(runner._graph_schema.minimal_graph_schema(list(run_targets)).nodes)
+        plans[key] = (steps, minimal)
+    steps, minimal = plans[key]
     if steps is None:
         return dask_run(runner, inputs=inputs or None, targets=targets)
     for value in inputs.values():
-        if isinstance(value, str) and value in runner._instantiated_nodes:
+        if isinstance(value, str) and value in minimal:
             raise GraphRunError(
                 f"Input value '{value}' clashes with a node name. Make sure "
                 f"that none of the input names passed to the `run` method are the "

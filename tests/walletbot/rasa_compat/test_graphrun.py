@@ -111,6 +111,13 @@ def test_an_input_naming_a_node_is_refused_as_rasa_does() -> None:
         graphrun.run(graph, inputs={"__tracker__": "a"}, targets=["b"])
 
 
+def test_an_input_naming_a_node_the_targets_do_not_need_is_accepted_as_rasa_does() -> None:
+    graph, calls = runner({"a": [], "b": ["__tracker__"], "c": []}, ["b"])
+    kwargs = {"inputs": {"__tracker__": "c"}, "targets": ["b"]}
+    assert outcome(graphrun.run, graph, calls, **kwargs) == \
+        outcome(graphrun.dask_run, graph, calls, **kwargs) == ({"b": ("b", ["c"])}, ["b"])
+
+
 def test_an_unknown_target_is_left_to_dask() -> None:
     graph, _ = runner({"a": []}, ["a"])
     assert graphrun.plan({"a": object()}, {"a": ()}, ("x",), frozenset()) is None
