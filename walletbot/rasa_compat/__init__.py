@@ -7,6 +7,7 @@
 - ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
 - ``pststates``: dialogue states extended from the previous prediction;
+- ``rulematch``: RulePolicy's rule matching, memoised on the last states;
 - ``observe``: the NLU result and the action calls, for the operations metrics and logs;
 - ``socketio``: the socket.io Redis manager the web channel uses;
 - ``version``: the Rasa release all of the above is written for.
@@ -28,7 +29,7 @@ def install() -> None:
     the model loader, and a load that has already happened is not revisited.
     """
     from walletbot.rasa_compat import (
-        actionpool, actionrequest, graphrun, observe, perf, pststates, trackercache,
+        actionpool, actionrequest, graphrun, observe, perf, pststates, rulematch, trackercache,
     )
 
     perf.install()
@@ -37,4 +38,5 @@ def install() -> None:
     graphrun.install()
     trackercache.install()
     pststates.install()
+    rulematch.install()
     observe.install()
