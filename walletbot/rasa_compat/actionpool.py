@@ -18,11 +18,24 @@ the server before any of the response arrived (the server restarted, or
 closed it idle after all) is sent once more on a new connection, as browsers
 do: the server closed that connection without reading the request. Any other
 failure propagates as before.
+
+Request bodies are encoded with ujson (a Rasa dependency) instead of the
+standard library: the body carries the tracker's state and recent events, and
+its encoding was 5 % of the Rasa process's CPU under load (bench/pyspy_profile.py
+--gil); ujson takes 0.4 of json's time on it. For any value whose dict keys are
+strings, ints, bools, None or finite floats, ``dumps`` decodes to what
+``json.dumps`` would have sent, and what ujson refuses goes through
+``json.dumps``, errors and all (tests/walletbot/rasa_compat/test_actionpool.py).
+Left over: ujson also encodes what the standard library refuses (other dict
+keys, stringified; ``Decimal``; objects with ``toDict`` or ``__json__``) and
+spells a non-finite float key "inf". A body Rasa builds holds none of those:
+its events come from, or go to, the tracker store as JSON.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import weakref
 from typing import Any, Dict, Optional, Tuple
@@ -48,6 +61,16 @@ def keep_alive_seconds(endpoint: Any) -> float:
     if seconds < 0:
         raise ValueError(f"{KEEP_ALIVE_KEY} must not be negative, not {value!r}")
     return seconds
+
+
+def dumps(value: Any) -> str:
+    """A request body as JSON: ujson, or ``json.dumps`` for what ujson refuses."""
+    import ujson
+
+    try:
+        return ujson.dumps(value)
+    except Exception:  # noqa: BLE001 - json.dumps decides, and raises its own error
+        return json.dumps(value)
 
 
 def _identity(endpoint: Any) -> Tuple:
@@ -77,6 +100,7 @@ def _session(endpoint: Any) -> Any:
             connector=aiohttp.TCPConnector(keepalive_timeout=keep_alive_seconds(endpoint),
                                            limit=POOL_LIMIT, ssl=sslcontext),
             trace_configs=[trace],
+            json_serialize=dumps,
         )
         sessions[key] = session
     return session

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import AsyncIterator, Callable, List
 
 import aiohttp
+from hypothesis import given, settings, strategies as st
 import pytest
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig, read_endpoint_config
 from sanic.config import DEFAULT_CONFIG
@@ -175,3 +176,58 @@ def test_both_profiles_keep_connections_for_less_than_the_action_servers_timeout
                                                                  "action_endpoint"))
     # The action server is rasa-sdk's Sanic app, on Sanic's default idle timeout.
     assert 0 < seconds < DEFAULT_CONFIG["KEEP_ALIVE_TIMEOUT"]
+
+
+# Request bodies: ujson, with json.dumps deciding whatever ujson refuses.
+# Keys: those json.dumps accepts, but non-finite floats (see the last test of these).
+json_keys = st.one_of(st.text(), st.integers(-2**70, 2**70), st.booleans(), st.none(),
+                      st.floats(allow_nan=False, allow_infinity=False))
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**80, 2**80), st.floats(), st.text()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner, inner),
+                            st.dictionaries(json_keys, inner, max_size=4)),
+    max_leaves=25)
+
+
+def outcome(dumps: Callable, value: object) -> object:
+    try:
+        text = dumps(value)
+    except Exception as error:  # noqa: BLE001 - the error is the outcome compared
+        return type(error).__name__
+    # Decoded and encoded again: one spelling for equal values (NaN included).
+    return json.dumps(json.loads(text), sort_keys=True)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=json_values)
+def test_a_body_decodes_to_what_the_standard_library_would_have_sent(value):
+    assert outcome(actionpool.dumps, value) == outcome(json.dumps, value)
+
+
+def test_what_ujson_refuses_gets_the_standard_librarys_answer():
+    import ujson
+
+    with pytest.raises(TypeError, match="reject_bytes"):
+        ujson.dumps({"n": b"x"})
+    with pytest.raises(TypeError, match="Object of type bytes is not JSON serializable"):
+        actionpool.dumps({"n": b"x"})
+    with pytest.raises(TypeError, match="Object of type object is not JSON serializable"):
+        actionpool.dumps({"n": object()})
+
+
+def test_the_documented_difference_is_keys_no_json_object_has():
+    # Only dict keys that are not strings: never in a body Rasa built from JSON events.
+    assert json.loads(actionpool.dumps({float("inf"): 1})) == {"inf": 1}
+    assert json.loads(json.dumps({float("inf"): 1})) == {"Infinity": 1}
+    assert json.loads(actionpool.dumps({(1, 2): 1})) == {"(1, 2)": 1}
+    with pytest.raises(TypeError):
+        json.dumps({(1, 2): 1})
+
+
+async def test_pooled_bodies_go_out_as_ujson_and_arrive_whole(installed):
+    async with Server() as server:
+        endpoint = pooled(server.url)
+        body = {"text": "我的卡号 6222 **** 1234", "path": "a/b", "big": 2**70, "x": [1.5, None]}
+        assert await endpoint.request(json=body) == body
+    session = next(iter(actionpool._sessions[asyncio.get_running_loop()].values()))
+    assert session._json_serialize is actionpool.dumps
