@@ -25,11 +25,23 @@ def conversation_of(tracker: Tracker) -> ConversationId:
 
 
 async def current_user(tracker: Tracker, service: WalletService) -> Optional[User]:
-    """The wallet user behind this conversation, or None if not identified."""
+    """The wallet user behind this conversation, or None if not identified.
+
+    Read once per action call: rasa_sdk asks a form's ``required_slots``
+    three times in one validation (extraction, validation, next slot), and
+    the user lookup was a third of the action server's CPU. The tracker is
+    the call's own (rasa_sdk builds one per request), so the next call reads
+    again; a failed read is not kept.
+    """
     binding = binding_of(tracker.sender_id, production=settings.is_production())
     if binding is None:
         return None
-    return await service.user_for(channel=binding.channel, sender_id=binding.sender)
+    key = (id(service), binding.channel, binding.sender)
+    known = tracker.__dict__.setdefault("_walletbot_users", {})
+    if key not in known:
+        known[key] = (service, await service.user_for(channel=binding.channel,
+                                                      sender_id=binding.sender))
+    return known[key][1]
 
 
 class UsesWallet:

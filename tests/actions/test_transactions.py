@@ -166,3 +166,35 @@ class TestForm:
         tracker = make_tracker(sender="stranger", active_loop="transaction_form")
         events = await ValidateTransactionForm(service=service).run(dispatcher, tracker, DOMAIN)
         assert slot_events(events).get("requested_slot") is None
+
+
+class CountingService:
+    """The real service, counting the user lookups that reach the database."""
+
+    def __init__(self, service):
+        self.service, self.lookups = service, 0
+
+    def __getattr__(self, name):
+        return getattr(self.service, name)
+
+    async def user_for(self, **kwargs):
+        self.lookups += 1
+        return await self.service.user_for(**kwargs)
+
+
+async def test_a_form_validation_reads_the_user_once_and_the_next_call_reads_again(service):
+    counting = CountingService(service)
+    tracker_of = lambda: make_tracker(  # noqa: E731
+        text="WD202611180002", intent="inform",
+        slots={"requested_slot": "order_id", "transaction_attempts": 0, "order_id": None},
+        active_loop="transaction_form")
+    events = await ValidateTransactionForm(service=counting).run(
+        CollectingDispatcher(), tracker_of(), DOMAIN)
+    assert slot_events(events)["order_id"] == "WD202611180002"
+    assert counting.lookups == 1  # rasa_sdk asked required_slots three times
+    # Unbound in between: the next call (a new request, a new tracker) sees it.
+    await service.unbind(channel="rest", sender_id="zhangsan")
+    events = await ValidateTransactionForm(service=counting).run(
+        CollectingDispatcher(), tracker_of(), DOMAIN)
+    assert counting.lookups == 2
+    assert slot_events(events).get("requested_slot") is None

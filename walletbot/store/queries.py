@@ -7,6 +7,7 @@ Every function takes keyword arguments only, ``conn`` (a SQLAlchemy
 
 from __future__ import annotations
 
+import functools
 from typing import Any, List, Optional
 
 import sqlalchemy as sa
@@ -24,6 +25,26 @@ _MAX_ID_LENGTH = {
     "sender_id": bindings.c.sender_id.type.length,
     "order_id": transactions.c.order_id.type.length,
 }
+
+
+@functools.lru_cache(maxsize=None)
+def _user_for_sender_stmt() -> Any:
+    # Built once: building a statement and its cache key cost twice its run on
+    # SQLite, and every action that needs the user runs this one (see the tests).
+    return (
+        sa.select(*_USER_COLUMNS)
+        .select_from(bindings.join(users, bindings.c.user_id == users.c.user_id))
+        .where(bindings.c.channel == sa.bindparam("channel"),
+               bindings.c.sender_id == sa.bindparam("sender_id"))
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _transaction_stmt() -> Any:
+    return sa.select(transactions).where(
+        transactions.c.order_id == sa.bindparam("order_id"),
+        transactions.c.user_id == sa.bindparam("user_id"),
+    )
 
 
 def _user(row: Any) -> User:
@@ -105,12 +126,7 @@ def get_user_for_sender(*, conn: Connection, channel: str, sender_id: str) -> Op
     _check_channel(channel)
     if not _findable("sender_id", sender_id):
         return None
-    stmt = (
-        sa.select(*_USER_COLUMNS)
-        .select_from(bindings.join(users, bindings.c.user_id == users.c.user_id))
-        .where(bindings.c.channel == channel, bindings.c.sender_id == sender_id)
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_user_for_sender_stmt(), {"channel": channel, "sender_id": sender_id}).first()
     return None if row is None else _user(row)
 
 
@@ -190,10 +206,7 @@ def get_transaction(*, conn: Connection, order_id: str, user_id: str) -> Optiona
     """
     if not (_findable("order_id", order_id) and _findable("user_id", user_id)):
         return None
-    stmt = sa.select(transactions).where(
-        transactions.c.order_id == order_id, transactions.c.user_id == user_id
-    )
-    row = conn.execute(stmt).first()
+    row = conn.execute(_transaction_stmt(), {"order_id": order_id, "user_id": user_id}).first()
     return None if row is None else _transaction(row)
 
 

@@ -6,6 +6,7 @@ first, the caller owns the transaction, values always bound.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -87,14 +88,20 @@ def _insert(conn: Connection) -> Any:
     return insert(tickets)
 
 
-def open_ticket_for(*, conn: Connection, channel: str, sender_id: str) -> Optional[Ticket]:
-    """The conversation's open (queued or assigned) ticket, if any."""
-    stmt = sa.select(tickets).where(
-        tickets.c.channel == channel,
-        tickets.c.sender_id == sender_id,
+@functools.lru_cache(maxsize=None)
+def _open_ticket_for_stmt() -> Any:
+    # Built once: every turn asks (is a human handling the conversation?).
+    return sa.select(tickets).where(
+        tickets.c.channel == sa.bindparam("channel"),
+        tickets.c.sender_id == sa.bindparam("sender_id"),
         tickets.c.status.in_(OPEN_STATUSES),
     )
-    row = conn.execute(stmt).first()
+
+
+def open_ticket_for(*, conn: Connection, channel: str, sender_id: str) -> Optional[Ticket]:
+    """The conversation's open (queued or assigned) ticket, if any."""
+    row = conn.execute(_open_ticket_for_stmt(), {"channel": channel, "sender_id": sender_id}) \
+        .first()
     return None if row is None else _ticket(row)
 
 
