@@ -108,6 +108,29 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants so far, in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            # Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            continue
+        children = subprocess.run(["pgrep", "-P", str(p)], capture_output=True, text=True).stdout
+        todo += [int(c) for c in children.split()]
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU time: the load generator's cost."""
+    times = os.times()
+    return times.user + times.system
+
+
 class Server:
     def __init__(self, name: str, argv: List[str], env: Dict[str, str], ready_url: Optional[str],
                  log: Path) -> None:
@@ -468,13 +491,34 @@ def main() -> int:
             accounts[name] = WeChatAccount(stack.env["WECHAT_TOKEN"], stack.env["WECHAT_AES_KEY"],
                                            stack.env["WECHAT_APP_ID"])
         check_lookups_run(steps, accounts, user_counts, args.session_turns)
+        by_name = {server.name: server for server in servers}
+        # Whose CPU a step costs: its Rasa server (all workers) and the action server.
+        step_servers = {"bare REST": ([by_name["bare rasa"]], [])}
+        for name, *_ in steps:
+            if name.startswith("bot REST x"):
+                step_servers[name] = ([by_name[f"bot rasa x{args.workers}"], by_name["redis"]],
+                                      [actions])
+            elif name.startswith("bot REST B"):
+                step_servers[name] = ([by_name["bot rasa B"]], [actions])
+            elif name.startswith("bot "):
+                step_servers[name] = ([bot], [actions])
         results: Dict[str, Dict[int, Dict[str, float]]] = {}
         for users in user_counts:
             for name, target, base, messages, prefix in steps:
+                rasa_side, action_side = step_servers.get(name, ([], []))
+                before = ([cpu_seconds(x.process.pid) for x in rasa_side],
+                          [cpu_seconds(x.process.pid) for x in action_side], own_cpu_seconds())
                 # New senders per step: every step starts with short conversations.
                 figures = asyncio.run(run_load(target, base, users, args.duration, messages,
                                                prefix.format(n=users), args.session_turns,
                                                accounts.get(name, PLAINTEXT)))
+                if rasa_side and figures["messages"]:
+                    per = 1000 / figures["messages"]
+                    figures["cpu_rasa_ms"] = per * sum(
+                        cpu_seconds(x.process.pid) - b for x, b in zip(rasa_side, before[0]))
+                    figures["cpu_actions_ms"] = per * sum(
+                        cpu_seconds(x.process.pid) - b for x, b in zip(action_side, before[1]))
+                    figures["cpu_load_ms"] = per * (own_cpu_seconds() - before[2])
                 results.setdefault(name, {})[users] = figures
                 print(f"{name:10} users={users:3} {figures['per_second']:7.1f} msg/s "
                       f"p50={figures['p50']:6.0f} p95={figures['p95']:6.0f} "
@@ -503,6 +547,17 @@ def main() -> int:
             print(f"| {name} | {users} | {f['per_second']:.1f} | {f['p50']:.0f} | {f['p95']:.0f} "
                   f"| {f['p99']:.0f} | {f['errors']} | {f['per_second'] / base['per_second']:.2f} "
                   f"| {f['p99'] / max(base['p99'], 1e-9):.1f} |")
+    print("\nCPU per message (user + system over the step, its one warm-up message per user included; "
+          "the Rasa side includes Redis for the "
+          "workers; the load generator is this process):\n")
+    print("| target | users | Rasa ms | action server ms | load generator ms | total ms |")
+    print("|---|---|---|---|---|---|")
+    for name in results:
+        for users, f in results[name].items():
+            if "cpu_rasa_ms" in f:
+                total = f["cpu_rasa_ms"] + f["cpu_actions_ms"] + f["cpu_load_ms"]
+                print(f"| {name} | {users} | {f['cpu_rasa_ms']:.1f} | {f['cpu_actions_ms']:.1f} "
+                      f"| {f['cpu_load_ms']:.1f} | {total:.1f} |")
     print("\n| process | ready after (s) | resident memory (MB) |")
     print("|---|---|---|")
     for name in memory:
