@@ -59,7 +59,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import aiohttp
 
@@ -108,21 +108,49 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and all its descendants so far, in seconds."""
+def cpu_tree(pid: int) -> Dict[int, Tuple[str, float]]:
+    """CPU time (user + system, seconds) so far of a process and each of its descendants.
+
+    Maps pid -> (what the process is, from its command line; seconds).
+    """
     tick = os.sysconf("SC_CLK_TCK")
-    total, todo = 0.0, [pid]
+    found: Dict[int, Tuple[str, float]] = {}
+    todo = [pid]
     while todo:
         p = todo.pop()
         try:
             # Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
             fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found[p] = (process_kind(argv), (int(fields[11]) + int(fields[12])) / tick)
         except (OSError, IndexError, ValueError):
             continue
         children = subprocess.run(["pgrep", "-P", str(p)], capture_output=True, text=True).stdout
         todo += [int(c) for c in children.split()]
-    return total
+    return found
+
+
+def process_kind(argv: str) -> str:
+    """A process of the bench's stacks, named by its part."""
+    for needle, kind in (("run actions", "action server"), ("walletbot.server", "Rasa"),
+                         ("postgres", "PostgreSQL"), ("redis", "Redis"), ("nginx", "nginx")):
+        if needle in argv:
+            return kind
+    return "other"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and all its descendants so far, in seconds."""
+    return sum(seconds for _, seconds in cpu_tree(pid).values())
+
+
+def cpu_by_kind(before: Dict[int, Tuple[str, float]],
+                after: Dict[int, Tuple[str, float]]) -> Dict[str, float]:
+    """CPU seconds spent between two ``cpu_tree`` readings, by kind of process."""
+    spent: Dict[str, float] = {}
+    for pid, (kind, seconds) in after.items():
+        spent[kind] = spent.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    return spent
 
 
 def own_cpu_seconds() -> float:
@@ -506,6 +534,7 @@ def main() -> int:
         for users in user_counts:
             for name, target, base, messages, prefix in steps:
                 rasa_side, action_side = step_servers.get(name, ([], []))
+                stack_before = cpu_tree(stack.process.pid) if name.startswith("prod") else None
                 before = ([cpu_seconds(x.process.pid) for x in rasa_side],
                           [cpu_seconds(x.process.pid) for x in action_side], own_cpu_seconds())
                 # New senders per step: every step starts with short conversations.
@@ -518,6 +547,12 @@ def main() -> int:
                         cpu_seconds(x.process.pid) - b for x, b in zip(rasa_side, before[0]))
                     figures["cpu_actions_ms"] = per * sum(
                         cpu_seconds(x.process.pid) - b for x, b in zip(action_side, before[1]))
+                    figures["cpu_load_ms"] = per * (own_cpu_seconds() - before[2])
+                if stack_before is not None and figures["messages"]:
+                    per = 1000 / figures["messages"]
+                    figures["cpu_stack_ms"] = {
+                        kind: per * seconds for kind, seconds in
+                        cpu_by_kind(stack_before, cpu_tree(stack.process.pid)).items()}
                     figures["cpu_load_ms"] = per * (own_cpu_seconds() - before[2])
                 results.setdefault(name, {})[users] = figures
                 print(f"{name:10} users={users:3} {figures['per_second']:7.1f} msg/s "
@@ -558,6 +593,14 @@ def main() -> int:
                 total = f["cpu_rasa_ms"] + f["cpu_actions_ms"] + f["cpu_load_ms"]
                 print(f"| {name} | {users} | {f['cpu_rasa_ms']:.1f} | {f['cpu_actions_ms']:.1f} "
                       f"| {f['cpu_load_ms']:.1f} | {total:.1f} |")
+    for name in results:
+        for users, f in results[name].items():
+            if "cpu_stack_ms" in f:
+                parts = sorted(f["cpu_stack_ms"].items(), key=lambda kv: -kv[1])
+                print(f"\n{name}, {users} users, CPU ms per message by process: "
+                      + ", ".join(f"{kind} {ms:.1f}" for kind, ms in parts)
+                      + f", load generator {f['cpu_load_ms']:.1f}; "
+                      f"total {sum(f['cpu_stack_ms'].values()) + f['cpu_load_ms']:.1f}")
     print("\n| process | ready after (s) | resident memory (MB) |")
     print("|---|---|---|")
     for name in memory:

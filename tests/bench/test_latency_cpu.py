@@ -32,3 +32,12 @@ def test_a_process_that_is_gone_costs_nothing():
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert latency.cpu_seconds(gone.pid) == 0.0
+
+
+def test_cpu_is_split_by_kind_of_process():
+    before = {1: ("Rasa", 1.0), 2: ("PostgreSQL", 0.5)}
+    after = {1: ("Rasa", 3.0), 2: ("PostgreSQL", 0.75), 3: ("PostgreSQL", 0.25)}  # 3 is new
+    assert latency.cpu_by_kind(before, after) == {"Rasa": 2.0, "PostgreSQL": 0.5}
+    assert latency.process_kind("/x/python -m walletbot.server run actions --port 1") \
+        == "action server"
+    assert latency.process_kind("postgres: walletbot walletbot 127.0.0.1 idle") == "PostgreSQL"
