@@ -30,7 +30,7 @@ _MAX_ID_LENGTH = {
 @functools.lru_cache(maxsize=None)
 def _user_for_sender_stmt() -> Any:
     # Built once: building a statement and its cache key cost twice its run on
-    # SQLite, and every action that needs the user runs this one (see the tests).
+    # SQLite, and every action that needs the user runs this one (bench/RESULTS.md).
     return (
         sa.select(*_USER_COLUMNS)
         .select_from(bindings.join(users, bindings.c.user_id == users.c.user_id))
@@ -126,7 +126,8 @@ def get_user_for_sender(*, conn: Connection, channel: str, sender_id: str) -> Op
     _check_channel(channel)
     if not _findable("sender_id", sender_id):
         return None
-    row = conn.execute(_user_for_sender_stmt(), {"channel": channel, "sender_id": sender_id}).first()
+    row = conn.execute(_user_for_sender_stmt(),
+                       {"channel": channel, "sender_id": sender_id}).first()
     return None if row is None else _user(row)
 
 
