@@ -440,6 +440,9 @@ def main() -> int:
                         help="write a latency-versus-users plot (PNG, p50 and p99 per target) here")
     parser.add_argument("--prod", action="store_true",
                         help="also measure the production profile (scripts/prod.sh) through nginx")
+    parser.add_argument("--only", default="",
+                        help="measure only these targets besides bare Rasa (comma-separated: "
+                             "rest, wechat, workers, b, prod; default: all that are enabled)")
     args = parser.parse_args()
     user_counts = [int(u) for u in args.users.split(",")]
 
@@ -518,6 +521,14 @@ def main() -> int:
             steps.append((name, "wechat", stack.nginx, bot_messages, "o_prod_{n}_"))
             accounts[name] = WeChatAccount(stack.env["WECHAT_TOKEN"], stack.env["WECHAT_AES_KEY"],
                                            stack.env["WECHAT_APP_ID"])
+        if args.only:
+            wanted = {part.strip() for part in args.only.split(",") if part.strip()}
+            kinds = {"bare REST": "bare", "bot REST": "rest", "bot WeChat": "wechat"}
+            steps = [step for step in steps if kinds.get(step[0]) == "bare"
+                     or kinds.get(step[0]) in wanted
+                     or ("workers" in wanted and step[0].startswith("bot REST x"))
+                     or ("b" in wanted and step[0].startswith("bot REST B"))
+                     or ("prod" in wanted and step[0].startswith("prod"))]
         check_lookups_run(steps, accounts, user_counts, args.session_turns)
         by_name = {server.name: server for server in servers}
         # Whose CPU a step costs: its Rasa server (all workers) and the action server.

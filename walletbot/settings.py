@@ -104,6 +104,23 @@ def _presence_seconds(raw: Optional[str]) -> int:
     return seconds
 
 
+DEFAULT_TURN_CONCURRENCY = 4
+
+
+def _turn_concurrency(raw: Optional[str]) -> int:
+    """TURN_CONCURRENCY: a whole number >= 0 (0: no bound); unset: the default."""
+    text = (raw or "").strip()
+    try:
+        value = int(text or DEFAULT_TURN_CONCURRENCY)
+    except ValueError:
+        value = -1
+    if value < 0:
+        logger.warning("TURN_CONCURRENCY must be a whole number >= 0 (0: no bound), not %r; "
+                       "using %d", text, DEFAULT_TURN_CONCURRENCY)
+        return DEFAULT_TURN_CONCURRENCY
+    return value
+
+
 def unfreeze_checks(raw: Optional[str]) -> "tuple[tuple[str, str], ...]":
     """``id:label,id:label`` (DESK_UNFREEZE_VERIFICATIONS) as ``((id, label), ...)``.
 
@@ -184,6 +201,9 @@ class Settings:
             127.0.0.1, never public: walletbot/ops/metrics.py says why).
         metrics_port: This Rasa server's metrics port (``METRICS_PORT``); None: off.
         action_metrics_port: The action server's (``ACTION_METRICS_PORT``); None: off.
+        turn_concurrency: User turns one Rasa process runs at once; the rest wait in
+            arrival order (``TURN_CONCURRENCY``; 0: no bound;
+            walletbot/rasa_compat/admission.py says why).
     """
 
     env: str
@@ -210,6 +230,7 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: Optional[int] = None
     action_metrics_port: Optional[int] = None
+    turn_concurrency: int = DEFAULT_TURN_CONCURRENCY
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -247,6 +268,7 @@ class Settings:
             metrics_host=(source.get("METRICS_HOST") or "").strip() or "127.0.0.1",
             metrics_port=_port_or_off(source, "METRICS_PORT"),
             action_metrics_port=_port_or_off(source, "ACTION_METRICS_PORT"),
+            turn_concurrency=_turn_concurrency(source.get("TURN_CONCURRENCY")),
         )
 
     @property

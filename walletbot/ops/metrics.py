@@ -77,6 +77,11 @@ ACTION_ERRORS = Counter(
 RATE_LIMITED = Counter(
     "walletbot_rate_limited_messages",
     "Messages refused by the per-conversation rate limit, by channel.", ["channel"])
+# 1 ms to 5 s: waiting for one of the process's turn slots (walletbot/rasa_compat/admission.py).
+TURN_QUEUE_SECONDS = Histogram(
+    "walletbot_turn_queue_seconds",
+    "Time a user turn waited for one of the process's turn slots (TURN_CONCURRENCY).",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 WECHAT_API_REPLIES = Counter(
     "walletbot_wechat_customer_service_replies",
     "WeChat answers that needed the customer-service API: over the reply budget, or too "
@@ -141,6 +146,11 @@ def parsed(intent: Optional[str]) -> None:
     record = _TURN.get()
     if record is not None and intent == FALLBACK_INTENT:
         NLU_FALLBACKS.labels(record.channel).inc()
+
+
+def turn_admitted(waited: float) -> None:
+    """A user turn got its slot after ``waited`` seconds in the queue."""
+    TURN_QUEUE_SECONDS.observe(waited)
 
 
 # --- handoffs, actions, WeChat ---------------------------------------------------

@@ -8,6 +8,7 @@
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
 - ``pststates``: dialogue states extended from the previous prediction;
 - ``rulematch``: RulePolicy's rule matching, memoised on the last states;
+- ``admission``: at most ``TURN_CONCURRENCY`` turns at once per process, the rest first come first served;
 - ``observe``: the NLU result and the action calls, for the operations metrics and logs;
 - ``socketio``: the socket.io Redis manager the web channel uses;
 - ``version``: the Rasa release all of the above is written for.
@@ -29,7 +30,8 @@ def install() -> None:
     the model loader, and a load that has already happened is not revisited.
     """
     from walletbot.rasa_compat import (
-        actionpool, actionrequest, graphrun, observe, perf, pststates, rulematch, trackercache,
+        actionpool, actionrequest, admission, graphrun, observe, perf, pststates, rulematch,
+        trackercache,
     )
 
     perf.install()
@@ -40,3 +42,4 @@ def install() -> None:
     pststates.install()
     rulematch.install()
     observe.install()
+    admission.install()

@@ -75,9 +75,12 @@ def test_the_patches_are_installed_in_a_real_start():
             " else 'plain', file=sys.stderr)\n"
             "from rasa.core.policies.rule_policy import RulePolicy\n"
             "print('memo' if hasattr(RulePolicy._get_possible_keys, '__wrapped__') else 'scan',"
-            " file=sys.stderr)\n")
+            " file=sys.stderr)\n"
+            "from rasa.core.processor import MessageProcessor\n"
+            "print('gated' if getattr(MessageProcessor.handle_message, '_walletbot_admission',"
+            " False) else 'open', file=sys.stderr)\n")
     ran = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
                          text=True, timeout=180)
     assert ran.returncode == 0, ran.stderr
     assert "usage: rasa run" in ran.stdout
-    assert ran.stderr.strip().endswith("planned\nwrapped\nmemo")
+    assert ran.stderr.strip().endswith("planned\nwrapped\nmemo\ngated")
