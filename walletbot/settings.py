@@ -104,7 +104,7 @@ def _presence_seconds(raw: Optional[str]) -> int:
     return seconds
 
 
-DEFAULT_TURN_CONCURRENCY = 4
+DEFAULT_TURN_CONCURRENCY = 0  # off: the side-by-side runs measured no gain (bench/RESULTS.md, fifth round)
 
 
 def _turn_concurrency(raw: Optional[str]) -> int:

@@ -12,7 +12,8 @@ half-done turns are held in memory at once.
 
 The bound is ``TURN_CONCURRENCY`` (settings; 0: no bound). It needs only to be
 large enough that the loop has work while turns wait on the database, Redis
-or the action server: a few (bench/RESULTS.md, "fifth round", measures it).
+or the action server. Side by side with no bound it measured no gain (bench/RESULTS.md,
+"fifth round"), so the default is 0 (off); the gate stays for operators to try.
 
 The slot is taken inside the conversation's lock (``Agent.handle_message``
 holds the lock around ``MessageProcessor.handle_message``, which this wraps):
