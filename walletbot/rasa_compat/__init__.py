@@ -7,6 +7,7 @@
 - ``trackerstore``, ``lockstore``: stores named by ``endpoints.yml``;
 - ``trackercache``: trackers kept between turns (marks the processor's turns);
 - ``pststates``: dialogue states extended from the previous prediction;
+- ``trackercopy``: tracker copies and applied events without a replay of every event;
 - ``rulematch``: RulePolicy's rule matching, memoised on the last states;
 - ``admission``: at most ``TURN_CONCURRENCY`` turns at once per process, the rest first come first served;
 - ``observe``: the NLU result and the action calls, for the operations metrics and logs;
@@ -31,7 +32,7 @@ def install() -> None:
     """
     from walletbot.rasa_compat import (
         actionpool, actionrequest, admission, graphrun, observe, perf, pststates, rulematch,
-        trackercache,
+        trackercache, trackercopy,
     )
 
     perf.install()
@@ -40,6 +41,7 @@ def install() -> None:
     graphrun.install()
     trackercache.install()
     pststates.install()
+    trackercopy.install()
     rulematch.install()
     observe.install()
     admission.install()

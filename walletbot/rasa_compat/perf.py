@@ -53,6 +53,13 @@ Rasa's CLI runs; nothing else installs them.
    ``ValidationError`` with the same message. Each event is checked against the
    one branch of the event schema its ``event`` names (``_EventDispatch``),
    which is equivalent and 0.6 ms an event cheaper.
+
+4. ``Domain.is_empty`` compares the domain with ``Domain.empty()``, which
+   builds a whole new domain (default intents, actions, slots and their
+   validation) on every call; the processor asks before parsing every
+   message (``_check_for_unseen_features``): 0.2 ms, about a tenth of the
+   NLU parse. The empty domain's dictionary is built once and compared with
+   as before (``as_dict()`` is the domain's stored dictionary).
 """
 
 from __future__ import annotations
@@ -217,6 +224,20 @@ def _cache_action_result_validator() -> None:
     RemoteAction._validate_action_result = _validate_action_result  # type: ignore[assignment]
 
 
+def _empty_domain_built_once() -> None:
+    from rasa.shared.core.domain import Domain
+
+    empty: Dict[str, Any] = {}
+
+    def is_empty(self: Domain) -> bool:
+        if not empty:
+            empty["data"] = Domain.empty().as_dict()
+        return self.as_dict() == empty["data"]
+
+    is_empty.__wrapped__ = Domain.is_empty  # type: ignore[attr-defined]
+    Domain.is_empty = is_empty  # type: ignore[assignment]
+
+
 def _freeze_after_model_load() -> None:
     # `rasa run` loads the model in a before_server_start listener
     # (rasa.core.run.load_agent_on_start) through `rasa.core.agent.load_agent`,
@@ -235,4 +256,5 @@ def install() -> None:
     _memoise_resolve_by_type()
     _freeze_after_model_load()
     _cache_action_result_validator()
+    _empty_domain_built_once()
     _installed = True

@@ -284,3 +284,24 @@ def test_a_schema_of_another_shape_is_left_to_the_full_check():
     dispatch = perf._EventDispatch({"type": "object", "properties": {"events": {"type": "array"}}},
                                    Draft4Validator)
     assert dispatch.outer is None and not dispatch.valid({"events": []})
+
+
+def test_is_empty_is_rasas_answer_without_building_an_empty_domain_each_time(monkeypatch):
+    from rasa.shared.core.domain import Domain
+
+    from walletbot.settings import PROJECT_ROOT
+
+    rasa = getattr(Domain.is_empty, "__wrapped__", Domain.is_empty)
+    monkeypatch.setattr(Domain, "is_empty", rasa)  # restored after the test
+    perf._empty_domain_built_once()
+    ours = Domain.is_empty
+    assert ours.__wrapped__ is rasa
+    domain = Domain.load(str(PROJECT_ROOT / "domain.yml"))
+    for candidate in (domain, Domain.empty(), Domain.from_dict({"intents": ["greet"]})):
+        assert ours(candidate) == rasa(candidate)
+    built = []
+    real_empty = Domain.empty.__func__
+    monkeypatch.setattr(Domain, "empty", classmethod(lambda cls: built.append(1) or real_empty(cls)))
+    for _ in range(5):
+        assert ours(domain) is False
+    assert built == []
