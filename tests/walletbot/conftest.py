@@ -85,8 +85,9 @@ class PostgresServer:
     a checkpoint (~0.2 s).
     """
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, log: Optional[Path] = None) -> None:
         self.admin_url = sa.engine.make_url(admin_url)
+        self.log = log  # the server's log file, when this run started the server
         self._counter = itertools.count(1)
         self._prefix = f"walletbot_test_{os.getpid()}_"
         self._admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
@@ -111,7 +112,7 @@ class PostgresServer:
         self._admin.dispose()
 
 
-def _start_server(initdb: str, pg_ctl: str) -> Tuple[str, Callable[[], None]]:
+def _start_server(initdb: str, pg_ctl: str) -> Tuple[str, Callable[[], None], Path]:
     prefix, account = _run_as_prefix()
     base = Path(tempfile.mkdtemp(prefix="walletbot-pg-", dir="/tmp" if account else None))
     data, sockets, log = base / "data", base / "sock", base / "server.log"
@@ -154,7 +155,7 @@ def _start_server(initdb: str, pg_ctl: str) -> Tuple[str, Callable[[], None]]:
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
-    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", stop
+    return f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres", stop, log
 
 
 @pytest.fixture(scope="session")
@@ -171,8 +172,8 @@ def pg_server() -> Iterator[PostgresServer]:
         message = ("PostgreSQL server binaries (initdb, pg_ctl) not found: "
                    "apt-get install postgresql, or set WALLETBOT_TEST_PG_URL")
         missing(message)
-    url, stop = _start_server(*binaries)
-    server = PostgresServer(url)
+    url, stop, log = _start_server(*binaries)
+    server = PostgresServer(url, log)
     try:
         yield server
     finally:

@@ -150,7 +150,7 @@ class HandoffService:
         Raises:
             WalletUnavailable: The wallet DB is down.
         """
-        ticket = await self.wallet.run(ticket_queries.open_ticket_for,
+        ticket = await self.wallet.read(ticket_queries.open_ticket_for,
                                        channel=conversation.channel, sender_id=conversation.sender)
         return ticket is not None
 

@@ -24,7 +24,7 @@ events: every change goes through ``Event.apply_to``. So the copy is built
 from the state instead: the same event objects in a new deque, a shallow copy
 of each slot (value and whether it was set), the latest message and bot
 utterance (the same event objects the replay would set, or a fresh empty one
-as the replay's reset makes), and copies of what Rasa edits in place (the
+as the replay's reset makes, with what later events wrote into it), and copies of what Rasa edits in place (the
 active loop, the latest action). The copy has exactly the attributes of
 Rasa's copy and their values, including what ``init_copy`` leaves unset
 (model and assistant id, sender source). Trackers where a replay may not give
@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy as copy_module
 import dataclasses
 import functools
+import time
 from collections import deque
 from typing import Any, FrozenSet, List, Optional
 
@@ -98,10 +99,23 @@ def _holds(events: Any, item: Any) -> bool:
     return False
 
 
+def _placeholder(message: Any) -> Any:
+    """The replay's empty latest message: a fresh one that the same events filled in.
+
+    Rasa's reset puts a new ``UserUttered.empty()`` there, and events after it
+    edit it in place (``EntitiesAdded``, ``DefinePrevUserUtteredFeaturization``),
+    on the tracker and on a replay alike.
+    """
+    fresh = copy_module.copy(message)
+    fresh.entities = list(message.entities)
+    fresh.timestamp = time.time()
+    return fresh
+
+
 def state_copy(original: Any) -> Any:
     """Wraps ``DialogueStateTracker.copy`` with the copy described above."""
     from rasa.shared.constants import DEFAULT_SENDER_ID
-    from rasa.shared.core.events import BotUttered, UserUttered
+    from rasa.shared.core.events import BotUttered
     from rasa.shared.core.trackers import AnySlotDict, DialogueStateTracker
 
     def copy(self: Any) -> Any:
@@ -122,7 +136,7 @@ def state_copy(original: Any) -> Any:
             _paused=self._paused,
             followup_action=self.followup_action,
             latest_action=None if self.latest_action is None else dict(self.latest_action),
-            latest_message=latest if _holds(events, latest) else UserUttered.empty(),
+            latest_message=latest if _holds(events, latest) else _placeholder(latest),
             latest_bot_utterance=bot if _holds(events, bot) else BotUttered.empty(),
             active_loop=None if self.active_loop is None else dataclasses.replace(self.active_loop),
             model_id=None,

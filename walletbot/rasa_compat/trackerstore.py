@@ -218,6 +218,37 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
     def _hot(self) -> "_HotStatements":
         return _HotStatements(self.SQLEvent)
 
+    @functools.cached_property
+    def _returning(self) -> bool:
+        """Whether an insert can return the new ids (PostgreSQL; SQLAlchemy 1.4's SQLite cannot)."""
+        return self.engine.dialect.name == "postgresql"
+
+    @functools.cached_property
+    def _hot_engine(self) -> Any:
+        """The engine of the hot path's single statements: autocommit on PostgreSQL.
+
+        A kept turn runs one read and one multi-row insert, each atomic by
+        itself; in a transaction of its own each cost a BEGIN and a COMMIT or
+        ROLLBACK round trip more (three statements for one). Its own pool,
+        autocommit from the connect on: switching a pooled connection of the
+        main engine costs a ``SET default_transaction_isolation`` round trip
+        each time it goes back. Disposed with the main engine. On SQLite
+        (no round trips; pysqlite opens no transaction for a read) the main
+        engine.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return self.engine
+        from rasa.core.tracker_store import create_engine_kwargs
+
+        hot = sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT",
+                               **create_engine_kwargs(self.engine.url))
+        sa.event.listen(self.engine, "engine_disposed", lambda *_: hot.dispose())
+        return hot
+
+    def _autocommit(self) -> Any:
+        """A connection of the hot path (see ``_hot_engine``)."""
+        return self._hot_engine.connect()
+
     def _retrieve_kept(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """The turn's tracker: the kept one, brought up to date; see trackercache.
 
@@ -228,16 +259,18 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         assert self.cache is not None
         kept = self.cache.get(sender_id)
         if kept is not None and kept.unchanged() and kept.domain is self.domain:
-            with self.engine.connect() as connection:
-                # One indexed read: the conversation's newest stored event.
-                newest = connection.execute(self._hot.newest, {"sender_id": sender_id}).first()
-                if newest is not None:
-                    if (newest.id, newest.timestamp) == (kept.newest_id, kept.newest_stamp):
-                        self.cache.hits += 1
-                        return self._windowed(kept)
-                    if newest.id > kept.newest_id and self._bring_up_to_date(connection, kept):
-                        self.cache.partial += 1
-                        return self._windowed(kept)
+            with self._autocommit() as connection:
+                # One indexed read: the kept newest event and any stored after it.
+                rows = connection.execute(self._hot.since, {"sender_id": sender_id,
+                                                            "first_id": kept.newest_id}).all()
+            if rows and (rows[0].id, rows[0].timestamp) == (kept.newest_id, kept.newest_stamp):
+                if len(rows) == 1:
+                    self.cache.hits += 1
+                    return self._windowed(kept)
+                if self._bring_up_to_date(kept, rows[1:]):
+                    self.cache.partial += 1
+                    return self._windowed(kept)
+            # else the kept tracker's newest event is gone: events were deleted
         self.cache.misses += 1
         E = self.SQLEvent
         mine = E.sender_id == sender_id
@@ -290,13 +323,8 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         self.cache.resize(tracker.sender_id, kept, len(cut.events))  # type: ignore[union-attr]
         return cut
 
-    def _bring_up_to_date(self, connection: Any, kept: Kept) -> bool:
-        """Applies the events stored after ``kept``'s newest; False if a full read is needed."""
-        rows = connection.execute(self._hot.since, {"sender_id": kept.tracker.sender_id,
-                                                     "first_id": kept.newest_id}).all()
-        if not rows or (rows[0].id, rows[0].timestamp) != (kept.newest_id, kept.newest_stamp):
-            return False  # the kept tracker's newest event is gone: events were deleted
-        rows = rows[1:]
+    def _bring_up_to_date(self, kept: Kept, rows: List[Any]) -> bool:
+        """Applies ``rows``, the events stored after ``kept``'s newest; False if a full read is needed."""
         if kept.session_start is not None and any(
                 row.timestamp is None or row.timestamp < kept.session_start for row in rows):
             return False  # Rasa's session query would leave these out
@@ -431,10 +459,17 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
         tracker = kept.tracker
         new = list(itertools.islice(tracker.events, kept.length, None))
         if new:
-            with self.engine.begin() as connection:  # one transaction, committed on leaving
-                connection.execute(self._hot.insert, [_row(tracker.sender_id, e) for e in new])
-                newest = connection.execute(self._hot.newest,
-                                            {"sender_id": tracker.sender_id}).one()
+            rows = [_row(tracker.sender_id, e) for e in new]
+            if self._returning:
+                # One statement, atomic by itself: the rows and their new ids back.
+                with self._autocommit() as connection:
+                    stored = connection.execute(self._hot.insert_returning(rows)).all()
+                newest = max(stored, key=lambda row: row.id)
+            else:
+                with self.engine.begin() as connection:  # one transaction, committed on leaving
+                    connection.execute(self._hot.insert, rows)
+                    newest = connection.execute(self._hot.newest,
+                                                {"sender_id": tracker.sender_id}).one()
             kept.newest_id, kept.newest_stamp = newest.id, newest.timestamp
         kept.count += len(new)
         if kept.oldest_stamp is None and new:
@@ -653,6 +688,11 @@ class _HotStatements:
         self.since = sa.select(E.id, E.timestamp, E.data) \
             .where(sender, E.id >= sa.bindparam("first_id")).order_by(E.id)
         self.insert = sa.insert(E.__table__)
+        self._returned = (E.id, E.timestamp)
+
+    def insert_returning(self, rows: List[Dict[str, Any]]) -> Any:
+        """One multi-row insert of ``rows`` that returns their ids and timestamps."""
+        return self.insert.values(rows).returning(*self._returned)
 
 
 def _row(sender_id: Text, event: Event) -> Dict[str, Any]:

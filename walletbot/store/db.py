@@ -135,6 +135,25 @@ def make_engine(url: Optional[str] = None) -> Engine:
     )
 
 
+def make_read_engine(engine: Engine) -> Engine:
+    """The engine of single-statement reads on ``engine``'s database.
+
+    PostgreSQL: its own pool of autocommit connections, without the pre-use
+    check. A read in a transaction of its own cost a BEGIN and a COMMIT round
+    trip, and the check a ``SELECT 1``: four statements for one (the action
+    server and the turn pipeline run one to three such reads a message). A
+    connection the server closed (a restart) fails its statement instead of
+    the check; :meth:`walletbot.store.service.WalletService.read` then runs
+    the read again on a new one. Disposed with ``engine``. SQLite (no round
+    trips): ``engine`` itself.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    reads = sa.create_engine(engine.url, future=True, isolation_level="AUTOCOMMIT")
+    event.listen(engine, "engine_disposed", lambda *_: reads.dispose())
+    return reads
+
+
 def _insert(dialect_name: str, table: sa.Table) -> Any:
     if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert

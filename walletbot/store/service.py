@@ -17,7 +17,7 @@ from sqlalchemy import exc
 from sqlalchemy.engine import Engine
 
 from walletbot.store import queries
-from walletbot.store.db import init_db, make_engine, seed_demo
+from walletbot.store.db import init_db, make_engine, make_read_engine, seed_demo
 from walletbot.store.rows import Transaction, User
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ class WalletService:
         self._engine_factory = engine_factory
         self._demo = demo
         self._engine: Optional[Engine] = None
+        self._read_engine: Optional[Engine] = None
         self._lock = threading.Lock()
 
     def _engine_ready(self) -> Engine:
@@ -56,8 +57,14 @@ class WalletService:
                     demo = not settings.current().is_production
                 if demo:
                     seed_demo(engine)
+                self._read_engine = make_read_engine(engine)
                 self._engine = engine
             return self._engine
+
+    def _read_engine_ready(self) -> Engine:
+        self._engine_ready()
+        assert self._read_engine is not None
+        return self._read_engine
 
     async def run(self, query: Callable[..., T], **kwargs: Any) -> T:
         """Runs ``query(conn=..., **kwargs)`` in one transaction, off the event loop.
@@ -79,13 +86,47 @@ class WalletService:
             with self._engine_ready().begin() as conn:
                 return query(conn=conn, **kwargs)
         except exc.SQLAlchemyError as error:
-            # Logged without arguments: they can carry the user's input.
-            logger.error("wallet DB error in %s: %s", query.__name__, type(error).__name__)
+            self._log_failure(query, error)
             raise WalletUnavailable(str(type(error).__name__)) from error
+
+    async def read(self, query: Callable[..., T], **kwargs: Any) -> T:
+        """Runs ``query(conn=..., **kwargs)``, one read statement, off the event loop.
+
+        Without a transaction of its own (see :func:`make_read_engine`): for
+        queries that run a single SELECT, where that changes nothing.
+
+        Raises:
+            WalletUnavailable: As :meth:`run`.
+        """
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.read_blocking, query, **kwargs))
+
+    def read_blocking(self, query: Callable[..., T], **kwargs: Any) -> T:
+        """:meth:`read` for a thread that is not the event loop's."""
+        for attempt in (1, 2):
+            try:
+                with self._read_engine_ready().connect() as conn:
+                    return query(conn=conn, **kwargs)
+            except exc.DBAPIError as error:
+                # A pooled connection the server closed (a restart): SQLAlchemy
+                # has dropped the pool's connections; once more, on a new one.
+                if attempt == 1 and error.connection_invalidated:
+                    continue
+                self._log_failure(query, error)
+                raise WalletUnavailable(str(type(error).__name__)) from error
+            except exc.SQLAlchemyError as error:
+                self._log_failure(query, error)
+                raise WalletUnavailable(str(type(error).__name__)) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _log_failure(query: Callable[..., Any], error: Exception) -> None:
+        # Logged without arguments: they can carry the user's input.
+        logger.error("wallet DB error in %s: %s", query.__name__, type(error).__name__)
 
     async def user_for(self, *, channel: str, sender_id: str) -> Optional[User]:
         """The wallet user bound to this sender, or None."""
-        return await self.run(queries.get_user_for_sender, channel=channel, sender_id=sender_id)
+        return await self.read(queries.get_user_for_sender, channel=channel, sender_id=sender_id)
 
     async def bind(self, *, channel: str, sender_id: str, user_id: str) -> None:
         """Binds the channel's sender (a web session at login, an OpenID) to a wallet user."""
@@ -97,13 +138,13 @@ class WalletService:
 
     async def transaction(self, *, user_id: str, order_id: str) -> Optional[Transaction]:
         """The user's own order, or None (missing or someone else's: same answer)."""
-        return await self.run(queries.get_transaction, order_id=order_id, user_id=user_id)
+        return await self.read(queries.get_transaction, order_id=order_id, user_id=user_id)
 
     async def recent(
         self, *, user_id: str, tx_type: Optional[str] = None, limit: int = 5
     ) -> List[Transaction]:
         """The user's newest transactions, optionally of one type."""
-        return await self.run(
+        return await self.read(
             queries.recent_transactions, user_id=user_id, tx_type=tx_type, limit=limit
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Iterator, List
 
 import pytest
@@ -348,3 +349,39 @@ async def test_turn_window_0_gives_every_turn_the_whole_session(url: str) -> Non
 def test_a_window_below_the_minimum_stops_the_start(tmp_path) -> None:
     with pytest.raises(ValueError, match="turn_window"):
         replica(f"sqlite:///{tmp_path / 't.db'}", turn_window="10")
+
+
+async def test_a_kept_turn_on_postgresql_sends_one_read_and_one_insert(pg_server: Any) -> None:
+    """Counted by the server (log_statement=all on these connections only), BEGIN and COMMIT included."""
+    if pg_server.log is None:
+        from tests.system import missing
+
+        missing("the statement count needs the PostgreSQL server this run starts (its log)")
+    logged = sa.engine.make_url(pg_server.new_url())
+    logged = logged.update_query_dict(
+        {"options": logged.query["options"] + " -clog_statement=all"}).render_as_string(
+            hide_password=False)
+    a, b = replica(logged), replica(logged)
+    try:
+        await a.save(conversation("u1"))
+        for n in range(3):  # the first read is a full one; later turns keep the tracker
+            await turn(a, "u1", f"查 WD{n}", f"WD{n}")
+            await turn(b, "u1", f"查 WB{n}", f"WB{n}")
+
+        start = pg_server.log.stat().st_size
+        await turn(a, "u1", "查 WD8", "WD8")  # B stored a turn since: A reads just that
+        await turn(a, "u1", "查 WD9", "WD9")  # nothing stored since: the kept tracker as is
+        await asyncio.sleep(0.3)  # the server writes its log asynchronously to us
+        lines = [line.split("statement: ", 1)[1]
+                 for line in pg_server.log.read_bytes()[start:].decode(errors="replace").splitlines()
+                 if "statement: " in line]
+        assert len(lines) == 4, lines
+        assert [line.split()[0] for line in lines] == ["SELECT", "INSERT", "SELECT", "INSERT"]
+        assert all("RETURNING" in line for line in lines[1::2])
+        assert (a.cache.partial, a.cache.hits) >= (3, 1)
+        with turn_of("u1"):
+            kept = await a.retrieve("u1")
+        assert state(kept) == state(await fresh(a, "u1"))
+    finally:
+        for store in (a, b):
+            store.engine.dispose()
