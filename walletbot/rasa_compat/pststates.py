@@ -10,47 +10,36 @@ prediction (and, with kept trackers, from turn to turn), so this keeps, on
 the tracker, the replayed tracker and the states built so far, and for a
 longer tracker only replays the new events and builds their states.
 
-The states must be exactly Rasa's, so anything that makes Rasa's replay differ
-from "the old applied events plus the new ones" means a full rebuild, as
-before: a restart or new session, a reverted action or user message, a loop
-(form) action or activation (Rasa may undo a loop's earlier steps), an event
-that is not new (the tracker's events changed, not just grew), another domain
-or other arguments, and ``ignore_rule_only_turns`` (ML policies' states,
-which look back across turns). Callers get their own copy of the states
-(Rasa edits the last state in place to choose text or intent).
+The states must be exactly Rasa's, and Rasa builds them from the tracker's
+applied events (``applied_events()``: what restarts, reverts and a loop's own
+undo leave). So the memo keeps the applied events it covered; when the
+tracker's applied events still begin with exactly those (the same event
+objects, in order), the states so far are Rasa's states so far, and only the
+applied events after them are replayed. Anything else (a restart or new
+session, a revert, a loop undoing its earlier steps, another domain or other
+arguments) rebuilds from the first applied event, as Rasa does; so does
+``ignore_rule_only_turns`` (ML policies' states, which look back across
+turns). Callers get their own copy of the states (Rasa edits the last state
+in place to choose text or intent). ``applied_events()`` itself is kept up to
+date the same way (:mod:`walletbot.rasa_compat.trackercopy`), so the check
+costs a comparison of references, not a fold of the conversation.
 """
 
 from __future__ import annotations
 
-import functools
+import operator
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Text, Tuple
 
 _installed = False
 
 
-@functools.lru_cache(maxsize=None)
-def _replay_breakers() -> Tuple[type, ...]:
-    """Events after which Rasa's applied events are not the previous ones plus the new."""
-    from rasa.shared.core.events import (
-        ActionReverted,
-        ActiveLoop,
-        Restarted,
-        SessionStarted,
-        UserUtteranceReverted,
-    )
-
-    return (Restarted, SessionStarted, ActionReverted, UserUtteranceReverted, ActiveLoop)
-
-
 @dataclass
 class _Memo:
     key: Tuple[Any, ...]
-    length: int  # events of the tracker covered
-    last: Any  # the tracker's last covered event (identity: the events only grew)
+    applied: List[Any]  # the applied events covered, in order
     replay: Any  # a tracker with every covered applied event applied
     states: List[Dict[Text, Any]]  # one per action, without the final state
-    loops: frozenset  # loop names seen (a new one may undo earlier steps)
 
 
 def _copy(states: List[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
@@ -64,12 +53,9 @@ def _state(domain: Any, replayed: Any, omit_unset_slots: bool) -> Dict[Text, Any
     return domain._clean_state(domain.get_active_state(replayed, omit_unset_slots=omit_unset_slots))
 
 
-def _breaks_replay(event: Any, loops: frozenset) -> bool:
-    from rasa.shared.core.events import ActionExecuted
-
-    if isinstance(event, _replay_breakers()):
-        return True
-    return isinstance(event, ActionExecuted) and event.action_name in loops
+def _covers(memo: _Memo, applied: List[Any]) -> bool:
+    """Whether ``applied`` begins with the memo's applied events (the same objects)."""
+    return len(applied) >= len(memo.applied) and all(map(operator.is_, memo.applied, applied))
 
 
 def states_for_tracker_history(original: Any) -> Any:
@@ -83,49 +69,27 @@ def states_for_tracker_history(original: Any) -> Any:
                             ignore_rule_only_turns=ignore_rule_only_turns,
                             rule_only_data=rule_only_data)
         key = (id(self), omit_unset_slots, repr(rule_only_data))
-        events = tracker.events
+        applied = tracker.applied_events()
         memo: Optional[_Memo] = getattr(tracker, "_walletbot_states", None)
-        if memo is not None and memo.key == key and len(events) >= memo.length and (
-                memo.length == 0 or events[memo.length - 1] is memo.last):
-            new = [events[i] for i in range(memo.length, len(events))]
-            if not any(_breaks_replay(event, memo.loops) for event in new):
-                return _copy(_extend(self, memo, new, omit_unset_slots, len(events)))
-        memo = _rebuild(self, tracker, key, omit_unset_slots)
-        tracker._walletbot_states = memo
-        return _copy(memo.states + [_state(self, memo.replay, omit_unset_slots)])
+        if memo is None or memo.key != key or not _covers(memo, applied):
+            memo = _Memo(key, [], tracker.init_copy(), [])
+            tracker._walletbot_states = memo
+        _extend(self, memo, applied[len(memo.applied):], omit_unset_slots)
+        return _copy(memo.states) + [_state(self, memo.replay, omit_unset_slots)]
 
     states.__wrapped__ = original  # type: ignore[attr-defined]
     return states
 
 
-def _extend(domain: Any, memo: _Memo, new: List[Any], omit_unset_slots: bool,
-            length: int) -> List[Dict[Text, Any]]:
+def _extend(domain: Any, memo: _Memo, new: List[Any], omit_unset_slots: bool) -> None:
+    """Rasa's own loop (ignore_rule_only_turns=False) over the applied events not covered yet."""
     from rasa.shared.core.events import ActionExecuted
 
     for event in new:
         if isinstance(event, ActionExecuted):
             memo.states.append(_state(domain, memo.replay, omit_unset_slots))
         memo.replay.update(event)
-    memo.length = length
-    if new:
-        memo.last = new[-1]
-    return memo.states + [_state(domain, memo.replay, omit_unset_slots)]
-
-
-def _rebuild(domain: Any, tracker: Any, key: Tuple[Any, ...], omit_unset_slots: bool) -> _Memo:
-    """Rasa's own loop (ignore_rule_only_turns=False), keeping the replayed tracker."""
-    from rasa.shared.core.events import ActionExecuted, ActiveLoop
-
-    replay = tracker.init_copy()
-    states: List[Dict[Text, Any]] = []
-    for event in tracker.applied_events():
-        if isinstance(event, ActionExecuted):
-            states.append(_state(domain, replay, omit_unset_slots))
-        replay.update(event)
-    events = tracker.events
-    loops = frozenset(event.name for event in events if isinstance(event, ActiveLoop) and event.name)
-    return _Memo(key, len(events), events[-1] if events else None, replay, states,
-                 loops | frozenset(getattr(domain, "form_names", ()) or ()))
+        memo.applied.append(event)
 
 
 def install() -> None:

@@ -22,6 +22,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from tests.walletbot.rasa_compat.test_trackercopy import events_strategy as more_events
 from walletbot.rasa_compat import pststates
 from walletbot.settings import PROJECT_ROOT
 
@@ -107,3 +108,35 @@ def test_rule_only_turns_are_left_to_rasa(domain: Domain) -> None:
     tracker.update(ActionExecuted("action_listen"))
     patched(domain, tracker, ignore_rule_only_turns=True, rule_only_data={"slots": []})
     assert not hasattr(tracker, "_walletbot_states")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_states_are_rasas_with_entities_follow_ups_and_interrupted_loops(domain: Domain,
+                                                                          data: Any) -> None:
+    patched = pststates.states_for_tracker_history(rasa_states_unpatched())
+    tracker = DialogueStateTracker("rest:u1", domain.slots)
+    for event in data.draw(more_events(domain)):
+        tracker.update(event)
+        assert patched(domain, tracker) == rasa_states(domain, tracker)
+
+
+def test_a_form_turn_is_extended_not_rebuilt(domain: Domain) -> None:
+    """Activation, validation and deactivation undo nothing: the states so far are kept."""
+    patched = pststates.states_for_tracker_history(rasa_states_unpatched())
+    tracker = DialogueStateTracker("rest:u1", domain.slots)
+    for event in [ActionExecuted("action_listen"),
+                  UserUttered("查一下WD202611180002", {"name": "check_transaction",
+                                                       "confidence": 0.9})]:
+        tracker.update(event)
+    patched(domain, tracker)
+    replay = tracker._walletbot_states.replay
+    for event in [ActionExecuted("transaction_form"), ActiveLoop("transaction_form"),
+                  SlotSet("order_id", "WD202611180002"), SlotSet("requested_slot", None),
+                  ActiveLoop(None), ActionExecuted("action_check_transaction")]:
+        tracker.update(event)
+        assert patched(domain, tracker) == rasa_states(domain, tracker)
+    assert tracker._walletbot_states.replay is replay
+    tracker.update(Restarted())  # undoes everything: built again from the start
+    assert patched(domain, tracker) == rasa_states(domain, tracker)
+    assert tracker._walletbot_states.replay is not replay

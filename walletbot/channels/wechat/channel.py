@@ -309,11 +309,11 @@ class WeChatInput(InputChannel):
         loop = asyncio.get_running_loop()
         key = self.dedupe_key(message)
         try:
-            claimed = await self.store.claim(key)
+            claimed, choices = await self.store.claim_with_choices(key, message.source)
         except Exception:
             # Better to answer twice than never: process without de-duplication.
             logger.warning("WeChat de-duplication store unavailable", exc_info=True)
-            claimed = True
+            claimed, choices = True, []
         if not claimed:
             try:
                 result = await self.store.wait_result(key, max(deadline - loop.time(), 0.0))
@@ -324,7 +324,7 @@ class WeChatInput(InputChannel):
 
         decision: asyncio.Future = loop.create_future()
         task = asyncio.create_task(
-            self._process(key, message, text, on_new_message, deadline, decision)
+            self._process(key, message, text, on_new_message, deadline, decision, choices)
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -339,8 +339,12 @@ class WeChatInput(InputChannel):
         on_new_message: OnNewMessage,
         deadline: float,
         decision: asyncio.Future,
+        choices: Optional[List[str]] = None,
     ) -> None:
-        """Runs the turn; settles ``decision`` by the deadline; delivers the rest."""
+        """Runs the turn; settles ``decision`` by the deadline; delivers the rest.
+
+        ``choices``: the options last shown to the user, read with the claim.
+        """
         openid = message.source
         loop = asyncio.get_running_loop()
 
@@ -349,15 +353,18 @@ class WeChatInput(InputChannel):
                 decision.set_result(result)
 
         try:
-            turn = asyncio.create_task(self._run_turn(message, text, on_new_message))
+            turn = asyncio.create_task(self._run_turn(message, text, on_new_message, choices))
             done, _ = await asyncio.wait({turn}, timeout=max(deadline - loop.time(), 0.0))
             if turn in done:
-                chunks = await self._finish_turn(openid, turn.result())
+                messages = list(turn.result())
+                formatted = format_turn(messages)
+                chunks = formatted.chunks()
                 result: Dict[str, Any] = {"state": "empty"}
                 if chunks:
                     reply_xml = self.protocol.text_reply(message, chunks[0])
                     result = {"state": "reply", "xml": reply_xml}
-                await self._store_result(key, result)
+                await self._store_outcome(key, result, openid,
+                                          formatted.choices if messages else None)
                 settle(result)
                 rest = chunks[1:]
                 if rest:  # more than one passive reply holds
@@ -376,6 +383,14 @@ class WeChatInput(InputChannel):
             logger.exception("WeChat message handling failed")
             settle({"state": "async"})
 
+    async def _store_outcome(self, key: str, result: Dict[str, Any], openid: str,
+                             choices: Optional[List[str]]) -> None:
+        """The turn's options (None: leave them) and then its result, in one go."""
+        try:
+            await self.store.finish(key, result, openid, choices)
+        except Exception:
+            logger.warning("could not store the WeChat reply and options", exc_info=True)
+
     async def _store_result(self, key: str, result: Dict[str, Any]) -> None:
         try:
             await self.store.set_result(key, result)
@@ -383,15 +398,20 @@ class WeChatInput(InputChannel):
             logger.warning("could not store the WeChat reply", exc_info=True)
 
     async def _run_turn(
-        self, message: BaseMessage, text: str, on_new_message: OnNewMessage
+        self, message: BaseMessage, text: str, on_new_message: OnNewMessage,
+        choices: Optional[List[str]] = None,
     ) -> List[Dict[str, Any]]:
-        """One bot turn; returns the bot's messages (an apology if it failed)."""
+        """One bot turn; returns the bot's messages (an apology if it failed).
+
+        ``choices``: the options last shown, if already read (else read here).
+        """
         openid = message.source
-        try:
-            choices = await self.store.get_choices(openid)
-        except Exception:
-            logger.warning("could not read the WeChat options", exc_info=True)
-            choices = []
+        if choices is None:
+            try:
+                choices = await self.store.get_choices(openid)
+            except Exception:
+                logger.warning("could not read the WeChat options", exc_info=True)
+                choices = []
         chosen = choice_payload(text, choices)
         pipeline = self.pipeline or pipeline_for(self._app)
         return await pipeline.handle(

@@ -84,6 +84,21 @@ class DedupeStore(ABC):
     async def get_choices(self, openid: str) -> List[str]:
         """The payloads of the options last shown to ``openid`` (maybe empty)."""
 
+    async def claim_with_choices(self, key: str, openid: str) -> Tuple[bool, List[str]]:
+        """:meth:`claim` and :meth:`get_choices` at once (a retry does not use the options)."""
+        return await self.claim(key), await self.get_choices(openid)
+
+    async def finish(self, key: str, result: Result, openid: str,
+                     choices: Optional[List[str]]) -> None:
+        """:meth:`set_choices` (unless ``choices`` is None), then :meth:`set_result`.
+
+        In this order: a retry that sees the result may be followed at once
+        by the user's next message, which must find the options.
+        """
+        if choices is not None:
+            await self.set_choices(openid, choices)
+        await self.set_result(key, result)
+
     async def close(self) -> None:
         """Releases connections (no-op by default)."""
 
@@ -205,18 +220,39 @@ class RedisDedupeStore(DedupeStore):
             ex=int(self.ttl),
         )
 
+    # The two pairs a message always needs go out as one pipeline each: one
+    # round trip instead of two (a message's four channel commands were a
+    # third of a replica's Redis time, bench/RESULTS.md). Not MULTI: each
+    # command stands alone, as when sent one by one.
+    async def claim_with_choices(self, key: str, openid: str) -> Tuple[bool, List[str]]:
+        pipe = self._client().pipeline(transaction=False)
+        pipe.set(f"{self.prefix}claim:{key}", "1", nx=True, ex=int(self.ttl))
+        pipe.get(f"{self.prefix}choices:{openid}")
+        done, raw = await pipe.execute()
+        return bool(done), list(json.loads(raw)) if raw else []
+
+    async def finish(self, key: str, result: Result, openid: str,
+                     choices: Optional[List[str]]) -> None:
+        pipe = self._client().pipeline(transaction=False)
+        if choices is not None:
+            self._queue_choices(pipe, openid, choices)
+        pipe.set(f"{self.prefix}result:{key}", json.dumps(result, ensure_ascii=False),
+                 ex=int(self.ttl))
+        await pipe.execute()
+
+    def _queue_choices(self, client: Any, openid: str, choices: List[str]) -> Any:
+        key = f"{self.prefix}choices:{openid}"
+        if choices:
+            return client.set(key, json.dumps(list(choices), ensure_ascii=False),
+                              ex=int(self.choices_ttl))
+        return client.delete(key)
+
     async def get_result(self, key: str) -> Optional[Result]:
         raw = await self._client().get(f"{self.prefix}result:{key}")
         return json.loads(raw) if raw else None
 
     async def set_choices(self, openid: str, choices: List[str]) -> None:
-        key = f"{self.prefix}choices:{openid}"
-        if choices:
-            await self._client().set(
-                key, json.dumps(list(choices), ensure_ascii=False), ex=int(self.choices_ttl)
-            )
-        else:
-            await self._client().delete(key)
+        await self._queue_choices(self._client(), openid, choices)
 
     async def get_choices(self, openid: str) -> List[str]:
         raw = await self._client().get(f"{self.prefix}choices:{openid}")

@@ -44,6 +44,18 @@ async def exercise(store, other):
     await store.set_choices(openid, [])
     assert await other.get_choices(openid) == []
 
+    # A message's two pairs: claim with the options, then options and result together.
+    key = f"msg:{uuid.uuid4().hex}"
+    assert await store.claim_with_choices(key, openid) == (True, [])
+    await store.finish(key, {"state": "reply", "xml": "<xml>选</xml>"}, openid, ["/x", "/y"])
+    assert await other.get_result(key) == {"state": "reply", "xml": "<xml>选</xml>"}
+    assert await other.claim_with_choices(key, openid) == (False, ["/x", "/y"])
+    await other.finish(key, {"state": "empty"}, openid, None)  # None: options left as they are
+    assert await store.get_choices(openid) == ["/x", "/y"]
+    assert await store.get_result(key) == {"state": "empty"}
+    await other.finish(key, {"state": "empty"}, openid, [])
+    assert await store.get_choices(openid) == []
+
 
 async def test_memory_store_contract():
     store = MemoryDedupeStore()
@@ -109,3 +121,27 @@ async def test_unreachable_redis_raises_for_the_channel_to_handle():
     with pytest.raises(Exception):
         await store.claim("k")
     await store.close()
+
+
+async def test_a_message_costs_the_redis_store_two_round_trips(redis_url, monkeypatch):
+    """Claim + options, then options + result: each pair is one pipeline."""
+    from redis.asyncio.connection import Connection
+
+    sent = []
+    original = Connection.send_packed_command
+
+    async def counting(self, command, *args, **kwargs):
+        sent.append(command)
+        return await original(self, command, *args, **kwargs)
+
+    store = RedisDedupeStore(redis_url)
+    try:
+        await store.claim("warm-up")  # the connection's own handshake is not the message's
+        monkeypatch.setattr(Connection, "send_packed_command", counting)
+        key, openid = f"msg:{uuid.uuid4().hex}", f"o_{uuid.uuid4().hex}"
+        claimed, choices = await store.claim_with_choices(key, openid)
+        await store.finish(key, {"state": "reply", "xml": "<xml/>"}, openid, ["/a"])
+        assert (claimed, choices) == (True, [])
+        assert len(sent) == 2
+    finally:
+        await store.close()
