@@ -100,6 +100,32 @@ class PostgresServer:
         url = self.admin_url.update_query_dict({"options": f"-csearch_path={schema}"})
         return url.render_as_string(hide_password=False)
 
+    def logged_url(self) -> str:
+        """:meth:`new_url` whose connections (only) have every statement written to the log.
+
+        With :meth:`log_offset` and :meth:`statements_since`, tests count what
+        the server received (BEGIN and COMMIT included, which a client-side
+        hook does not see).
+        """
+        self.log_offset()  # fails early without a log
+        url = sa.engine.make_url(self.new_url())
+        return url.update_query_dict({"options": url.query["options"] + " -clog_statement=all"}) \
+            .render_as_string(hide_password=False)
+
+    def log_offset(self) -> int:
+        """Where the server's log ends now (bytes)."""
+        if self.log is None:
+            missing("the statement count needs the PostgreSQL server this run starts (its log)")
+        return self.log.stat().st_size
+
+    def statements_since(self, offset: int) -> List[str]:
+        """The statements logged after ``offset`` (from :meth:`log_offset`)."""
+        assert self.log is not None
+        time.sleep(0.3)  # the server writes its log on its own time
+        text = self.log.read_bytes()[offset:].decode(errors="replace")
+        return [line.split("statement: ", 1)[1] for line in text.splitlines()
+                if "statement: " in line]
+
     def close(self) -> None:
         """Drops the schemas this run created (they may be on a shared server)."""
         with self._admin.connect() as conn:

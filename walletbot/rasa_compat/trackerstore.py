@@ -95,7 +95,7 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from walletbot.rasa_compat.trackercache import DEFAULT_CACHE_EVENTS, Kept, TrackerCache, in_turn
-from walletbot.store.db import use_write_ahead_log
+from walletbot.store.db import autocommit_twin, use_write_ahead_log
 
 logger = logging.getLogger(__name__)
 
@@ -225,25 +225,10 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
 
     @functools.cached_property
     def _hot_engine(self) -> Any:
-        """The engine of the hot path's single statements: autocommit on PostgreSQL.
-
-        A kept turn runs one read and one multi-row insert, each atomic by
-        itself; in a transaction of its own each cost a BEGIN and a COMMIT or
-        ROLLBACK round trip more (three statements for one). Its own pool,
-        autocommit from the connect on: switching a pooled connection of the
-        main engine costs a ``SET default_transaction_isolation`` round trip
-        each time it goes back. Disposed with the main engine. On SQLite
-        (no round trips; pysqlite opens no transaction for a read) the main
-        engine.
-        """
-        if self.engine.dialect.name != "postgresql":
-            return self.engine
+        """The engine of a kept turn's single read and single insert (autocommit on PostgreSQL)."""
         from rasa.core.tracker_store import create_engine_kwargs
 
-        hot = sa.create_engine(self.engine.url, isolation_level="AUTOCOMMIT",
-                               **create_engine_kwargs(self.engine.url))
-        sa.event.listen(self.engine, "engine_disposed", lambda *_: hot.dispose())
-        return hot
+        return autocommit_twin(self.engine, **create_engine_kwargs(self.engine.url))
 
     def _autocommit(self) -> Any:
         """A connection of the hot path (see ``_hot_engine``)."""

@@ -135,23 +135,34 @@ def make_engine(url: Optional[str] = None) -> Engine:
     )
 
 
-def make_read_engine(engine: Engine) -> Engine:
-    """The engine of single-statement reads on ``engine``'s database.
+def autocommit_twin(engine: Engine, **kwargs: Any) -> Engine:
+    """A second engine on ``engine``'s PostgreSQL database whose connections autocommit.
 
-    PostgreSQL: its own pool of autocommit connections, without the pre-use
-    check. A read in a transaction of its own cost a BEGIN and a COMMIT round
-    trip, and the check a ``SELECT 1``: four statements for one (the action
-    server and the turn pipeline run one to three such reads a message). A
-    connection the server closed (a restart) fails its statement instead of
-    the check; :meth:`walletbot.store.service.WalletService.read` then runs
-    the read again on a new one. Disposed with ``engine``. SQLite (no round
-    trips): ``engine`` itself.
+    For single statements, each atomic by itself: in a transaction of its own
+    each costs a BEGIN and a COMMIT or ROLLBACK round trip more. Its own pool,
+    autocommit from the connect on (switching a pooled connection of
+    ``engine`` back and forth costs a ``SET default_transaction_isolation``
+    round trip each time); disposed with ``engine``. ``kwargs`` go to
+    ``create_engine``. Any other database (SQLite: no round trips, and
+    pysqlite opens no transaction for a read): ``engine`` itself.
     """
     if engine.dialect.name != "postgresql":
         return engine
-    reads = sa.create_engine(engine.url, future=True, isolation_level="AUTOCOMMIT")
-    event.listen(engine, "engine_disposed", lambda *_: reads.dispose())
-    return reads
+    twin = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", **kwargs)
+    event.listen(engine, "engine_disposed", lambda *_: twin.dispose())
+    return twin
+
+
+def make_read_engine(engine: Engine) -> Engine:
+    """The engine of the wallet DB's single-statement reads (:func:`autocommit_twin`).
+
+    Without the pre-use check as well: with it, a read cost four statements
+    for one (the action server and the turn pipeline run one to three such
+    reads a message). A connection the server closed (a restart) fails its
+    statement instead of the check; :meth:`walletbot.store.service.WalletService.read`
+    then runs the read again on a new one.
+    """
+    return autocommit_twin(engine, future=True)
 
 
 def _insert(dialect_name: str, table: sa.Table) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Iterator, List
 
 import pytest
@@ -353,14 +352,7 @@ def test_a_window_below_the_minimum_stops_the_start(tmp_path) -> None:
 
 async def test_a_kept_turn_on_postgresql_sends_one_read_and_one_insert(pg_server: Any) -> None:
     """Counted by the server (log_statement=all on these connections only), BEGIN and COMMIT included."""
-    if pg_server.log is None:
-        from tests.system import missing
-
-        missing("the statement count needs the PostgreSQL server this run starts (its log)")
-    logged = sa.engine.make_url(pg_server.new_url())
-    logged = logged.update_query_dict(
-        {"options": logged.query["options"] + " -clog_statement=all"}).render_as_string(
-            hide_password=False)
+    logged = pg_server.logged_url()
     a, b = replica(logged), replica(logged)
     try:
         await a.save(conversation("u1"))
@@ -368,13 +360,10 @@ async def test_a_kept_turn_on_postgresql_sends_one_read_and_one_insert(pg_server
             await turn(a, "u1", f"查 WD{n}", f"WD{n}")
             await turn(b, "u1", f"查 WB{n}", f"WB{n}")
 
-        start = pg_server.log.stat().st_size
+        start = pg_server.log_offset()
         await turn(a, "u1", "查 WD8", "WD8")  # B stored a turn since: A reads just that
         await turn(a, "u1", "查 WD9", "WD9")  # nothing stored since: the kept tracker as is
-        await asyncio.sleep(0.3)  # the server writes its log asynchronously to us
-        lines = [line.split("statement: ", 1)[1]
-                 for line in pg_server.log.read_bytes()[start:].decode(errors="replace").splitlines()
-                 if "statement: " in line]
+        lines = pg_server.statements_since(start)
         assert len(lines) == 4, lines
         assert [line.split()[0] for line in lines] == ["SELECT", "INSERT", "SELECT", "INSERT"]
         assert all("RETURNING" in line for line in lines[1::2])

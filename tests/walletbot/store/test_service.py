@@ -36,33 +36,15 @@ async def test_bind_goes_through_the_gateway(tmp_path):
     assert user is not None and user.user_id == "U1002"
 
 
-def _logged_url(pg_server) -> str:
-    """A new schema whose connections (only) have every statement logged by the server."""
-    if pg_server.log is None:
-        from tests.system import missing
-
-        missing("the statement count needs the PostgreSQL server this run starts (its log)")
-    url = sa.engine.make_url(pg_server.new_url())
-    return url.update_query_dict({"options": url.query["options"] + " -clog_statement=all"}) \
-        .render_as_string(hide_password=False)
-
-
-def _statements_since(pg_server, start: int) -> list:
-    import time
-
-    time.sleep(0.3)  # the server writes its log on its own time
-    text = pg_server.log.read_bytes()[start:].decode(errors="replace")  # start: a byte offset
-    return [line.split("statement: ", 1)[1] for line in text.splitlines() if "statement: " in line]
-
-
 async def test_a_read_on_postgresql_is_one_statement(pg_server):
     """Counted by the server: no BEGIN, COMMIT or pre-use check around the SELECT."""
-    service = WalletService(engine_factory=lambda: make_engine(_logged_url(pg_server)), demo=True)
+    url = pg_server.logged_url()
+    service = WalletService(engine_factory=lambda: make_engine(url), demo=True)
     await service.user_for(channel="rest", sender_id="zhangsan")  # tables, demo data, pool
-    start = pg_server.log.stat().st_size
+    start = pg_server.log_offset()
     user = await service.user_for(channel="rest", sender_id="zhangsan")
     order = await service.transaction(user_id=user.user_id, order_id="WD202611180002")
-    statements = _statements_since(pg_server, start)
+    statements = pg_server.statements_since(start)
     assert order is not None and order.order_id == "WD202611180002"
     assert [s.split()[0] for s in statements] == ["SELECT", "SELECT"], statements
     service._engine.dispose()
