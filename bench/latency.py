@@ -262,7 +262,8 @@ def session_sender(sender: str, turn: int, session_turns: int) -> str:
 async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user: str,
                     messages: List[str], stop_at: float, latencies: List[float],
                     errors: List[str], ids: "itertools.count", session_turns: int = 0,
-                    account: WeChatAccount = PLAINTEXT) -> None:
+                    account: WeChatAccount = PLAINTEXT,
+                    by_text: Optional[Dict[str, List[float]]] = None) -> None:
     for turn, text in enumerate(itertools.cycle(messages)):
         if time.monotonic() >= stop_at:
             return
@@ -282,6 +283,8 @@ async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             ok, payload = False, type(error).__name__
         latencies.append(time.monotonic() - started)
+        if by_text is not None:
+            by_text.setdefault(text, []).append(latencies[-1])
         if not ok:
             errors.append(str(payload)[:200])
 
@@ -323,6 +326,7 @@ async def run_load(target: str, base: str, users: int, duration: float, messages
                    sender_prefix: str, session_turns: int = 0,
                    account: WeChatAccount = PLAINTEXT) -> Dict[str, float]:
     latencies: List[float] = []
+    by_text: Dict[str, List[float]] = {}
     errors: List[str] = []
     ids = itertools.count(int(time.time() * 1000))
     timeout = aiohttp.ClientTimeout(total=30)
@@ -337,19 +341,29 @@ async def run_load(target: str, base: str, users: int, duration: float, messages
         stop_at = started + duration
         await asyncio.gather(*(
             user_loop(session, target, base, f"{sender_prefix}{i}", messages, stop_at,
-                      latencies, errors, ids, session_turns, account) for i in range(users)))
+                      latencies, errors, ids, session_turns, account, by_text)
+            for i in range(users)))
         elapsed = time.monotonic() - started
     ordered = sorted(latencies) or [0.0]
-
-    def pct(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
-
     return {
         "messages": len(latencies), "per_second": len(latencies) / elapsed,
-        "p50": pct(50), "p95": pct(95), "p99": pct(99),
+        "p50": percentile(ordered, 50), "p95": percentile(ordered, 95),
+        "p99": percentile(ordered, 99),
         "mean": statistics.fmean(ordered) * 1000, "errors": len(errors),
         "error_sample": errors[:3],
+        # Which message the tail belongs to: a lookup takes more steps than an FAQ turn.
+        "by_message": {text: {"messages": len(values),
+                              "p50": percentile(sorted(values), 50),
+                              "p99": percentile(sorted(values), 99)}
+                       for text, values in sorted(by_text.items())},
     }
+
+
+def percentile(ordered: List[float], p: float) -> float:
+    """The ``p``th percentile of sorted seconds, in milliseconds (nearest rank)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
 
 
 def bind_bench_users(wallet_url: str, user_counts: List[int], prefixes: List[tuple],
@@ -570,6 +584,10 @@ def main() -> int:
                       f"p50={figures['p50']:6.0f} p95={figures['p95']:6.0f} "
                       f"p99={figures['p99']:6.0f} ms errors={figures['errors']}",
                       file=sys.stderr, flush=True)
+                for text, part in figures["by_message"].items():
+                    print(f"{'':10}   {text}: {part['messages']} messages "
+                          f"p50={part['p50']:6.0f} p99={part['p99']:6.0f} ms",
+                          file=sys.stderr, flush=True)
         memory = {s.name: rss_mb(s.process.pid) for s in servers}
         load = {s.name: s.load_seconds for s in servers}
     finally:
