@@ -237,9 +237,9 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
     def _retrieve_kept(self, sender_id: Text) -> Optional[DialogueStateTracker]:
         """The turn's tracker: the kept one, brought up to date; see trackercache.
 
-        A kept tracker is checked on a plain connection with prebuilt
-        statements (see ``_HotStatements``); only a full read goes through an
-        ORM session, as Rasa's reads do.
+        A kept tracker is checked, and a missing one read in full, on a plain
+        connection with prebuilt statements (see ``_HotStatements``); Rasa's
+        reads outside a turn go through an ORM session.
         """
         assert self.cache is not None
         kept = self.cache.get(sender_id)
@@ -257,24 +257,23 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
                     return self._windowed(kept)
             # else the kept tracker's newest event is gone: events were deleted
         self.cache.misses += 1
-        E = self.SQLEvent
-        mine = E.sender_id == sender_id
-        with self.session_scope() as session:
-            newest = session.query(E.id, E.timestamp).filter(mine).order_by(E.id.desc()) \
-                .limit(1).first()
-            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False) \
-                .with_entities(E.id, E.timestamp, E.data).all()
-            events = [json.loads(row.data) for row in rows]
-            count, oldest = (session.query(sa.func.count(E.id)).filter(mine).scalar(),
-                             session.query(E.timestamp).filter(mine).order_by(E.id).limit(1)
-                             .scalar()) if events else (0, None)
+        with self._autocommit() as connection:
+            # Rasa's read of the session's events, its newest event, the
+            # count and the oldest (bounds): two statements, and one when the
+            # conversation is new. The turn holds the conversation's lock, so
+            # nothing is written in between.
+            head = connection.execute(self._hot.head, {"sender_id": sender_id}).one()
+            rows = [] if head.newest_id is None else connection.execute(
+                self._hot.session_events, {"sender_id": sender_id}).all()
+        events = [json.loads(row.data) for row in rows]
         if not (self.domain and events):
             self.cache.drop(sender_id)
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-        if newest is not None and rows[-1].id == newest.id:  # the session holds the newest event
-            kept = Kept(tracker, newest.id, newest.timestamp, count, len(tracker.events),
-                        _session_start(tracker), self.domain, oldest_stamp=oldest)
+        if rows[-1].id == head.newest_id:  # the session holds the newest event
+            kept = Kept(tracker, head.newest_id, head.newest_stamp, head.count,
+                        len(tracker.events), _session_start(tracker), self.domain,
+                        oldest_stamp=head.oldest_stamp)
             self.cache.put(sender_id, kept)
             return self._windowed(kept)
         self.cache.drop(sender_id)
@@ -669,10 +668,26 @@ class _HotStatements:
     """
 
     def __init__(self, E: Any) -> None:
-        sender = E.sender_id == sa.bindparam("sender_id")
+        sender_id = sa.bindparam("sender_id")
+        sender = E.sender_id == sender_id
         self.newest = sa.select(E.id, E.timestamp).where(sender).order_by(E.id.desc()).limit(1)
         self.since = sa.select(E.id, E.timestamp, E.data) \
             .where(sender, E.id >= sa.bindparam("first_id")).order_by(E.id)
+
+        def one(column: Any, order: Any) -> Any:
+            return sa.select(column).where(sender).order_by(order).limit(1).scalar_subquery()
+
+        # A conversation's newest event, how many it has and the oldest one's time, in one row.
+        self.head = sa.select(
+            one(E.id, E.id.desc()).label("newest_id"),
+            one(E.timestamp, E.id.desc()).label("newest_stamp"),
+            sa.select(sa.func.count(E.id)).where(sender).scalar_subquery().label("count"),
+            one(E.timestamp, E.id).label("oldest_stamp"))
+        # Rasa 3.6's SQLTrackerStore._event_query for the latest session.
+        session_start = sa.select(sa.func.max(E.timestamp)) \
+            .where(sender, E.type_name == SessionStarted.type_name).scalar_subquery()
+        self.session_events = sa.select(E.id, E.timestamp, E.data).where(
+            sender, sa.or_(E.timestamp >= session_start, session_start.is_(None))).order_by(E.id)
         self.insert = sa.insert(E.__table__)
         self._returned = (E.id, E.timestamp)
         self._returning_sql: Dict[Tuple[str, int], str] = {}

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 
-from tests.walletbot.rasa_compat.test_trackerstore import DOMAIN, conversation, url  # noqa: F401
+from tests.walletbot.rasa_compat.test_trackerstore import DOMAIN, conversation, session, url  # noqa: F401
 from walletbot.rasa_compat import trackercache
 from walletbot.rasa_compat.trackercache import TrackerCache, turn_of
 from walletbot.rasa_compat.trackerstore import ThreadedSQLTrackerStore
@@ -371,6 +371,32 @@ async def test_a_kept_turn_on_postgresql_sends_one_read_and_one_insert(pg_server
         with turn_of("u1"):
             kept = await a.retrieve("u1")
         assert state(kept) == state(await fresh(a, "u1"))
+    finally:
+        for store in (a, b):
+            store.engine.dispose()
+
+
+async def test_a_full_read_in_a_turn_on_postgresql_is_two_statements(pg_server: Any) -> None:
+    """The session's events, and the newest, count and oldest in one row; a new sender, one."""
+    logged = pg_server.logged_url()
+    a, b = replica(logged), replica(logged)
+    try:
+        # Two sessions: 8 events from t=1000, then 11 from t=2000 (its SessionStarted at 2001).
+        await a.save(session(conversation("u1", start=1_000.0), 2_000.0, 2))
+        with turn_of("warm-up"):  # B's first connection asks the server about itself
+            await b.retrieve("warm-up")
+        start = pg_server.log_offset()
+        with turn_of("u1"):
+            read = await b.retrieve("u1")  # B keeps nothing of u1 yet
+        with turn_of("nobody"):
+            assert await b.retrieve("nobody") is None
+        lines = pg_server.statements_since(start)
+        assert [line.split()[0] for line in lines] == ["SELECT"] * 3, lines
+        assert state(read) == state(await fresh(a, "u1"))  # Rasa's read: the latest session
+        assert min(e.timestamp for e in read.events) == 2_001.0
+        kept = b.cache.get("u1")
+        assert (kept.count, kept.oldest_stamp, kept.newest_stamp) == (19, 1_000.0, 2_010.0)
+        assert kept.tracker is read
     finally:
         for store in (a, b):
             store.engine.dispose()
