@@ -284,7 +284,10 @@ async def user_loop(session: aiohttp.ClientSession, target: str, base: str, user
             ok, payload = False, type(error).__name__
         latencies.append(time.monotonic() - started)
         if by_text is not None:
-            by_text.setdefault(text, []).append(latencies[-1])
+            # Turn 0 is not one: the warm-up message started that conversation.
+            first = bool(session_turns) and turn > 0 and turn % session_turns == 0
+            key = f"{text} (a conversation's first)" if first else text
+            by_text.setdefault(key, []).append(latencies[-1])
         if not ok:
             errors.append(str(payload)[:200])
 

@@ -214,14 +214,18 @@ def test_too_many_requests_at_once_from_one_address_get_429(prod_stack: ProdStac
 
 def test_wechat_servers_sharing_one_address_are_not_limited(prod_stack: ProdStack):
     """WeChat delivers every user's messages from a few Tencent addresses: 50 users at once
-    from one address (as bench/latency.py --prod drives them) pass untouched."""
+    from one address (as bench/latency.py --prod drives them) pass untouched, 600 requests
+    as fast as they come (the replicas answer up to about 110 messages/s; at 100 r/s nginx
+    refused some of the benchmark's messages)."""
     stack = prod_stack
     client = "127.0.0.7"
 
     def user(_: int) -> List[int]:
-        return [http_from(client, stack.nginx, "/webhooks/wechat/")[0] for _ in range(4)]
+        return [http_from(client, stack.nginx, "/webhooks/wechat/")[0] for _ in range(12)]
 
+    started = time.monotonic()
     with ThreadPoolExecutor(50) as pool:
         statuses = [status for got in pool.map(user, range(50)) for status in got]
-    assert statuses == [200] * 200, sorted(set(statuses))
+    elapsed = time.monotonic() - started
+    assert statuses == [200] * 600, (sorted(set(statuses)), statuses.count(429), elapsed)
 
