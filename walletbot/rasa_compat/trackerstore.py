@@ -262,8 +262,8 @@ class ThreadedSQLTrackerStore(SQLTrackerStore):
             # count and the oldest (bounds): two statements, and one when the
             # conversation is new. The turn holds the conversation's lock, so
             # nothing is written in between.
-            head = connection.execute(self._hot.head, {"sender_id": sender_id}).one()
-            rows = [] if head.newest_id is None else connection.execute(
+            head = connection.execute(self._hot.head, {"sender_id": sender_id}).first()
+            rows = [] if head is None else connection.execute(
                 self._hot.session_events, {"sender_id": sender_id}).all()
         events = [json.loads(row.data) for row in rows]
         if not (self.domain and events):
@@ -668,21 +668,18 @@ class _HotStatements:
     """
 
     def __init__(self, E: Any) -> None:
-        sender_id = sa.bindparam("sender_id")
-        sender = E.sender_id == sender_id
+        sender = E.sender_id == sa.bindparam("sender_id")
         self.newest = sa.select(E.id, E.timestamp).where(sender).order_by(E.id.desc()).limit(1)
         self.since = sa.select(E.id, E.timestamp, E.data) \
             .where(sender, E.id >= sa.bindparam("first_id")).order_by(E.id)
-
-        def one(column: Any, order: Any) -> Any:
-            return sa.select(column).where(sender).order_by(order).limit(1).scalar_subquery()
-
-        # A conversation's newest event, how many it has and the oldest one's time, in one row.
+        # A conversation's newest event, with how many it has and the oldest one's
+        # time (no row: a new conversation).
         self.head = sa.select(
-            one(E.id, E.id.desc()).label("newest_id"),
-            one(E.timestamp, E.id.desc()).label("newest_stamp"),
+            E.id.label("newest_id"), E.timestamp.label("newest_stamp"),
             sa.select(sa.func.count(E.id)).where(sender).scalar_subquery().label("count"),
-            one(E.timestamp, E.id).label("oldest_stamp"))
+            sa.select(E.timestamp).where(sender).order_by(E.id).limit(1).scalar_subquery()
+            .label("oldest_stamp"),
+        ).where(sender).order_by(E.id.desc()).limit(1)
         # Rasa 3.6's SQLTrackerStore._event_query for the latest session.
         session_start = sa.select(sa.func.max(E.timestamp)) \
             .where(sender, E.type_name == SessionStarted.type_name).scalar_subquery()
